@@ -1,0 +1,30 @@
+# Two commands: `make test` and `make up` (see README). Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test up bench-apply clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project metadata changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+up: $(STAMP)
+	@echo "make up: the replicated kv service arrives with issue 3; until then Ketch has no cluster to start."
+	@echo "Try the MVCC core benchmark instead: make bench-apply"
+
+bench-apply: $(STAMP)
+	$(BIN)/python bench/kv_apply.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

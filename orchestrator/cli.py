@@ -1,0 +1,32 @@
+"""The `ketch` command. Subcommands arrive with the parts they drive (see README's status table)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from orchestrator import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ketch",
+        description="Ketch: a small, real Kubernetes in Python for lab clusters.",
+        epilog="Parts not built yet have no subcommand; the README's status table says what works.",
+    )
+    parser.add_argument("--version", action="version", version=f"ketch {__version__}")
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
