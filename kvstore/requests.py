@@ -140,6 +140,8 @@ class Command(NamedTuple):
 
 def _field(cmd: dict, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
     value = cmd.get(name, default)
+    if type(value) is kind:  # the common case, exact type: nothing more to check
+        return value
     if value is ...:
         raise invalid(f"{name} is required")
     if value is None and default is None:
@@ -345,13 +347,21 @@ _PARSERS = {
 
 def request_size(cmd: Any) -> int:
     """The bytes a command carries, for the 1.5 MiB limit: every bytes/str payload plus framing."""
-    if isinstance(cmd, (bytes, str)):
-        return len(cmd)
-    if isinstance(cmd, dict):
-        return REQUEST_OVERHEAD_BYTES + sum(request_size(v) for v in cmd.values())
-    if isinstance(cmd, (list, tuple)):
-        return sum(request_size(v) for v in cmd)
-    return 8
+    total = 0
+    stack = [cmd]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is bytes or kind is str:
+            total += len(item)
+        elif kind is dict:
+            total += REQUEST_OVERHEAD_BYTES
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        else:
+            total += 8
+    return total
 
 
 def check_size(size: int) -> None:

@@ -156,3 +156,13 @@ def test_compare_value_of_the_wrong_type_is_rejected():
     sm = StateMachine()
     fails(sm, c.txn([c.compare(b"a", "version", "=", b"1")]), "INVALID_ARGUMENT")
     fails(sm, c.txn([c.compare(b"a", "value", "=", 1)]), "INVALID_ARGUMENT")
+
+
+def test_duplicate_key_check_is_order_dependent_like_etcd():
+    """etcd checks a nested txn's puts only against deletes that came before it."""
+    sm = StateMachine()
+    put_then_delete = c.txn([], [c.txn([], [c.put(b"a", b"1")]), c.txn([], [c.delete_range(b"a")])])
+    out = sm.apply(put_then_delete)
+    assert out["succeeded"] and get(sm, b"a") is None and sm.revision == 2
+    delete_then_put = c.txn([], [c.txn([], [c.delete_range(b"a")]), c.txn([], [c.put(b"a", b"1")])])
+    fails(sm, delete_then_put, "INVALID_ARGUMENT")

@@ -1,0 +1,285 @@
+"""Random sequences of every kv operation against the naive model in kv_model.py.
+
+Each rule applies one command to the store and to the model and compares answers, error codes
+included; invariants compare the whole current key space after every step. Snapshot-restore and
+retried writes are rules too, so the store is swapped for its restored copy mid-run.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from kvstore import KVError, StateMachine, snapshot
+from kvstore import commands as c
+from tests.stateful.kv_model import KV, Model, ModelError, inside
+
+KEYS = [b"a", b"a/1", b"a/2", b"b", b"c", b"c/x"]
+keys = st.sampled_from(KEYS)
+values = st.binary(max_size=3)
+range_ends = st.one_of(st.none(), st.just(b"\0"), keys,
+                       keys.map(c.prefix_end))
+revisions = st.integers(min_value=0, max_value=40)
+CLIENTS = ["client-1", b"client-2"]
+
+
+def kv_tuple(kv: dict) -> tuple:
+    return (kv["key"], kv["value"], kv["create_revision"], kv["mod_revision"], kv["version"], kv["lease"])
+
+
+def model_kv(key: bytes, kv: KV | None) -> tuple | None:
+    return None if kv is None else (key, *kv)
+
+
+def range_view(result: dict) -> dict:
+    return {"kvs": [kv_tuple(kv) for kv in result["kvs"]], "count": result["count"], "more": result["more"]}
+
+
+@st.composite
+def txn_ops(draw, depth=0):
+    kinds = ["put", "delete_range", "range"] + (["txn"] if depth == 0 else [])
+    ops = []
+    for kind in draw(st.lists(st.sampled_from(kinds), max_size=3)):
+        if kind == "put":
+            ops.append(c.put(draw(keys), draw(values), prev_kv=draw(st.booleans())))
+        elif kind == "delete_range":
+            ops.append(c.delete_range(draw(keys), draw(range_ends), prev_kv=draw(st.booleans())))
+        elif kind == "range":
+            ops.append(c.range_(draw(keys), draw(range_ends), revision=draw(st.sampled_from([0, 0, 2, 5])),
+                                limit=draw(st.integers(0, 2))))
+        else:
+            ops.append(draw(txns(depth + 1)))
+    return ops
+
+
+@st.composite
+def compares(draw):
+    target = draw(st.sampled_from(["value", "version", "create_revision", "mod_revision", "lease"]))
+    value = draw(values) if target == "value" else draw(st.integers(0, 12))
+    return c.compare(draw(keys), target, draw(st.sampled_from(["=", "!=", "<", ">"])), value,
+                     draw(st.one_of(st.none(), range_ends)))
+
+
+@st.composite
+def txns(draw, depth=0):
+    return c.txn(draw(st.lists(compares(), max_size=2)), draw(txn_ops(depth)), draw(txn_ops(depth)))
+
+
+garbage = st.one_of(
+    st.dictionaries(st.sampled_from(["op", "key", "value", "range_end", "lease", "revision", "id", "now", "ttl"]),
+                    st.one_of(st.none(), st.integers(-3, 3), st.text("XYZ", max_size=3), st.binary(max_size=3),
+                              st.booleans(), st.floats()), max_size=5),
+    # every command below misses a required field or has one of the wrong type or range
+    st.fixed_dictionaries({"op": st.sampled_from(["put", "range", "compact", "lease_grant", "nope"])},
+                          optional={"key": st.one_of(st.just(b""), st.text(max_size=2), st.integers()),
+                                    "value": st.one_of(st.text(max_size=2), st.none()),
+                                    "revision": st.one_of(st.integers(-5, 0), st.text(max_size=1))}),
+    st.fixed_dictionaries({"op": st.just("txn"), "success": st.lists(st.integers(), min_size=1, max_size=2)}),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+class KVStoreMachine(RuleBasedStateMachine):
+    @initialize()
+    def start(self):
+        self.store = StateMachine()
+        self.model = Model()
+        self.now = 1000.0
+        self.seqs = {client: 0 for client in CLIENTS}
+        self.sent: dict[tuple, dict] = {}
+
+    # --- the comparison -----------------------------------------------------------------
+
+    def both(self, command: dict, model_op):
+        """Apply to store and model; both must fail with the same code or both succeed."""
+        try:
+            expected = model_op()
+        except ModelError as err:
+            expected_error = err.code
+        else:
+            expected_error = None
+        try:
+            result = self.store.apply(command)
+        except KVError as err:
+            assert err.code == expected_error, f"store failed with {err}, model expected {expected_error}"
+            return None, None
+        assert expected_error is None, f"store answered {result}, model expected {expected_error}"
+        assert result["header"]["revision"] == self.model.revision
+        return result, expected
+
+    def maybe_tagged(self, command: dict, tag: bool) -> tuple[dict, tuple | None]:
+        if not tag:
+            return command, None
+        client = CLIENTS[len(self.sent) % len(CLIENTS)]
+        self.seqs[client] += 1
+        return c.tagged(command, client, self.seqs[client]), (client, self.seqs[client])
+
+    def remember(self, tag, command, result):
+        if tag is not None and result is not None:
+            self.model.remember(*tag, result)
+            self.sent[tag] = command
+
+    # --- key-value rules ----------------------------------------------------------------
+
+    @rule(key=keys, value=values, lease=st.sampled_from([0, 0, 0, 1, 2, 3, 99]),
+          prev=st.booleans(), tag=st.booleans())
+    def put(self, key, value, lease, prev, tag):
+        command, tagged = self.maybe_tagged(c.put(key, value, lease=lease, prev_kv=prev), tag)
+        result, prev_kv = self.both(command, lambda: self.model.do_put(key, value, lease))
+        if result is not None:
+            shown = kv_tuple(result["prev_kv"]) if "prev_kv" in result else None
+            assert shown == (model_kv(key, prev_kv) if prev else None)
+        self.remember(tagged, command, result)
+
+    @rule(key=keys, end=range_ends, prev=st.booleans(), tag=st.booleans())
+    def delete(self, key, end, prev, tag):
+        command, tagged = self.maybe_tagged(c.delete_range(key, end, prev_kv=prev), tag)
+        result, gone = self.both(command, lambda: self.model.do_delete(key, end))
+        if result is not None:
+            assert result["deleted"] == len(gone)
+            if prev:
+                assert [kv_tuple(kv) for kv in result["prev_kvs"]] == [model_kv(k, kv) for k, kv in gone]
+        self.remember(tagged, command, result)
+
+    @rule(key=keys, end=range_ends, revision=revisions, limit=st.integers(0, 3),
+          keys_only=st.booleans(), count_only=st.booleans())
+    def range(self, key, end, revision, limit, keys_only, count_only):
+        command = c.range_(key, end, revision=revision, limit=limit, keys_only=keys_only, count_only=count_only)
+        result, expected = self.both(
+            command, lambda: self.model.range(key, end, revision, limit, keys_only, count_only))
+        if result is not None:
+            assert range_view(result) == expected
+
+    @rule(txn=txns(), tag=st.booleans())
+    def txn(self, txn, tag):
+        command, tagged = self.maybe_tagged(txn, tag)
+        result, expected = self.both(command, lambda: self.model.do_txn(txn))
+        if result is not None:
+            self.check_txn_result(result, expected)
+        self.remember(tagged, command, result)
+
+    def check_txn_result(self, result, expected):
+        ok, responses = expected
+        assert result["succeeded"] is ok
+        assert len(result["responses"]) == len(responses)
+        for got, (kind, want) in zip(result["responses"], responses):
+            if kind == "txn":
+                self.check_txn_result(got["response_txn"], want)
+            elif kind == "range":
+                assert range_view(got["response_range"]) == want
+            elif kind == "delete":
+                assert got["response_delete_range"]["deleted"] == len(want)
+            else:
+                assert "response_put" in got
+
+    @rule(revision=revisions)
+    def compact(self, revision):
+        self.both(c.compact(revision), lambda: self.model.compact(revision))
+
+    @rule(start=revisions, key=keys, end=range_ends)
+    def watch(self, start, key, end):
+        try:
+            expected = [(rev, [(t, k, model_kv(k, kv), model_kv(k, prev)) for t, k, kv, prev in events
+                               if inside(k, key, end)])
+                        for rev, events in self.model.watch(start or self.model.revision + 1)]
+            expected = [(rev, events) for rev, events in expected if events]
+        except ModelError as err:
+            with pytest.raises(KVError) as info:
+                self.store.watch_events(start, key, end, prev_kv=True)
+            assert info.value.code == err.code
+            return
+        got = self.store.watch_events(start, key, end, prev_kv=True)
+        assert [(g["revision"], [self.event_view(e) for e in g["events"]]) for g in got] == expected
+
+    @staticmethod
+    def event_view(event):
+        kv = event["kv"]
+        prev = kv_tuple(event["prev_kv"]) if "prev_kv" in event else None
+        if event["type"] == "DELETE":
+            assert (kv["mod_revision"], kv["version"]) != (0, None)
+            return ("DELETE", kv["key"], None, prev)
+        return ("PUT", kv["key"], kv_tuple(kv), prev)
+
+    # --- leases ---------------------------------------------------------------------------
+
+    @rule(ttl=st.integers(-1, 8), lease_id=st.sampled_from([0, 0, 1, 2, 3]))
+    def grant(self, ttl, lease_id):
+        result, expected = self.both(c.lease_grant(ttl, self.now, lease_id),
+                                     lambda: self.model.grant(ttl, self.now, lease_id))
+        if result is not None:
+            assert (result["id"], result["ttl"]) == expected
+
+    @rule(lease_id=st.sampled_from([1, 2, 3, 4, 99]))
+    def revoke(self, lease_id):
+        self.both(c.lease_revoke(lease_id), lambda: self.model.revoke(lease_id))
+
+    @rule(lease_id=st.sampled_from([1, 2, 3, 4, 99]))
+    def keepalive(self, lease_id):
+        result, ttl = self.both(c.lease_keepalive(lease_id, self.now),
+                                lambda: self.model.keepalive(lease_id, self.now))
+        if result is not None:
+            assert result["ttl"] == ttl
+
+    @rule(seconds=st.floats(0, 6, allow_nan=False))
+    def time_passes_and_leases_expire(self, seconds):
+        self.now += seconds
+        result, revoked = self.both(c.lease_expire(self.now), lambda: self.model.expire(self.now))
+        assert result["revoked"] == revoked
+
+    @rule(clock_jump=st.floats(-500, 500, allow_nan=False), extend=st.floats(0, 2, allow_nan=False))
+    def leader_changes(self, clock_jump, extend):
+        self.now += clock_jump  # the new leader's clock has another origin
+        self.both(c.lease_promote(self.now, extend), lambda: self.model.promote(self.now, extend))
+
+    @rule(lease_id=st.sampled_from([1, 2, 3, 99]))
+    def time_to_live(self, lease_id):
+        result, (ttl, granted, attached) = self.both(
+            c.lease_time_to_live(lease_id, self.now, keys=True),
+            lambda: self.model.time_to_live(lease_id, self.now))
+        assert (result["ttl"], result["granted_ttl"], result.get("keys", [])) == (ttl, granted, attached)
+
+    # --- exactly once, snapshots, bad input ------------------------------------------------
+
+    @precondition(lambda self: self.model.recent)
+    @rule(data=st.data())
+    def retry_a_tagged_write(self, data):
+        client = data.draw(st.sampled_from(sorted(self.model.recent, key=str)))
+        seq = data.draw(st.sampled_from(self.model.recent[client]))
+        revision = self.store.revision
+        again = self.store.apply(self.sent[(client, seq)])
+        assert again == self.model.results[(client, seq)]
+        assert self.store.revision == revision
+
+    @rule()
+    def snapshot_and_restore(self):
+        data = snapshot.dump(self.store)
+        self.store = snapshot.load(data)
+        assert snapshot.dump(self.store) == data
+
+    @rule(command=garbage)
+    def bad_input_changes_nothing(self, command):
+        before = snapshot.dump(self.store)
+        with pytest.raises(KVError) as info:
+            self.store.apply(command)
+        assert info.value.code in ("INVALID_ARGUMENT", "TOO_LARGE")
+        assert snapshot.dump(self.store) == before
+
+    # --- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def same_keys_and_revision(self):
+        assert self.store.revision == self.model.revision
+        everything = self.store.apply(c.range_(b"\0", b"\0"))
+        assert [kv_tuple(kv) for kv in everything["kvs"]] == [
+            model_kv(k, kv) for k, kv in sorted(self.model.current().items())]
+        status = self.store.apply({"op": "status"})
+        assert status["keys"] == len(self.model.current())
+        assert status["compact_revision"] == self.model.compact_revision
+        assert status["leases"] == len(self.model.leases)
+
+
+TestKVStore = KVStoreMachine.TestCase
+TestKVStore.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
+                                suppress_health_check=[HealthCheck.too_slow])
