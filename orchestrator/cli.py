@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kvstore.cli import add_kv_parser, run_kv
 from orchestrator import __version__
 
 
@@ -15,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Parts not built yet have no subcommand; the README's status table says what works.",
     )
     parser.add_argument("--version", action="version", version=f"ketch {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_kv_parser(subparsers)
     return parser
 
 
@@ -25,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    if args.command == "kv":
+        return run_kv(args)
+    return 2
 
 
 if __name__ == "__main__":

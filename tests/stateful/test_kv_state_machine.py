@@ -21,7 +21,6 @@ keys = st.sampled_from(KEYS)
 values = st.binary(max_size=3)
 range_ends = st.one_of(st.none(), st.just(b"\0"), keys,
                        keys.map(c.prefix_end))
-revisions = st.integers(min_value=0, max_value=40)
 CLIENTS = ["client-1", b"client-2"]
 
 
@@ -55,16 +54,25 @@ def txn_ops(draw, depth=0):
 
 
 @st.composite
-def compares(draw):
+def compares(draw, model=None):
+    """A compare; with a model, its value is often the key's actual value or next to it, so
+    that = against != and > against >= are told apart (random values almost never tie)."""
     target = draw(st.sampled_from(["value", "version", "create_revision", "mod_revision", "lease"]))
-    value = draw(values) if target == "value" else draw(st.integers(0, 12))
-    return c.compare(draw(keys), target, draw(st.sampled_from(["=", "!=", "<", ">"])), value,
+    key = draw(keys)
+    kv = model.current().get(key) if model is not None else None
+    if target == "value":
+        near = [kv.value] if kv else []
+        value = draw(st.one_of(values, st.sampled_from(near))) if near else draw(values)
+    else:
+        actual = getattr(kv, target) if kv else 0
+        value = draw(st.one_of(st.integers(0, 12), st.sampled_from([max(actual - 1, 0), actual, actual + 1])))
+    return c.compare(key, target, draw(st.sampled_from(["=", "!=", "<", ">"])), value,
                      draw(st.one_of(st.none(), range_ends)))
 
 
 @st.composite
-def txns(draw, depth=0):
-    return c.txn(draw(st.lists(compares(), max_size=2)), draw(txn_ops(depth)), draw(txn_ops(depth)))
+def txns(draw, depth=0, model=None):
+    return c.txn(draw(st.lists(compares(model), max_size=2)), draw(txn_ops(depth)), draw(txn_ops(depth)))
 
 
 garbage = st.one_of(
@@ -78,6 +86,19 @@ garbage = st.one_of(
                                     "revision": st.one_of(st.integers(-5, 0), st.text(max_size=1))}),
     st.fixed_dictionaries({"op": st.just("txn"), "success": st.lists(st.integers(), min_size=1, max_size=2)}),
     st.lists(st.integers(), max_size=3),
+    # commands with exactly one thing wrong, each a limit the store must keep
+    st.sampled_from([
+        c.put(b"", b"v"), c.range_(b""), c.delete_range(b""),
+        c.put(b"k" * 8193, b"v"), c.range_(b"a", b"z" * 8193),
+        c.put(b"k", b"x" * 1_572_864),
+        c.txn([], [c.put(b"a", b"1"), c.put(b"a", b"2")]),
+        c.txn([c.compare(b"", "version", "=", 0)]),
+        {"op": "range", "key": b"a", "limit": -1},
+        {"op": "put", "key": b"a", "value": b"v", "lease": -5},
+        c.lease_grant(10**10, now=0.0),
+        {**c.put(b"a", b"v"), "seq": 3},
+        {"op": "watch", "key": b"a"},
+    ]),
 )
 
 
@@ -143,17 +164,30 @@ class KVStoreMachine(RuleBasedStateMachine):
                 assert [kv_tuple(kv) for kv in result["prev_kvs"]] == [model_kv(k, kv) for k, kv in gone]
         self.remember(tagged, command, result)
 
-    @rule(key=keys, end=range_ends, revision=revisions, limit=st.integers(0, 3),
+    def a_revision(self, data) -> int:
+        """Revisions worth asking about: current (0), any past one, the edges around the
+        compaction point and the current revision. Drawn blindly from a fixed range, almost
+        every revision would be in the future and the boundaries would hardly ever come up."""
+        model = self.model
+        edges = [model.compact_revision - 1, model.compact_revision, model.compact_revision + 1,
+                 model.revision, model.revision + 1]
+        return data.draw(st.one_of(st.just(0), st.integers(0, model.revision + 1),
+                                   st.sampled_from([e for e in edges if e >= 0])),
+                         label="revision")
+
+    @rule(key=keys, end=range_ends, data=st.data(), limit=st.integers(0, 3),
           keys_only=st.booleans(), count_only=st.booleans())
-    def range(self, key, end, revision, limit, keys_only, count_only):
+    def range(self, key, end, data, limit, keys_only, count_only):
+        revision = self.a_revision(data)
         command = c.range_(key, end, revision=revision, limit=limit, keys_only=keys_only, count_only=count_only)
         result, expected = self.both(
             command, lambda: self.model.range(key, end, revision, limit, keys_only, count_only))
         if result is not None:
             assert range_view(result) == expected
 
-    @rule(txn=txns(), tag=st.booleans())
-    def txn(self, txn, tag):
+    @rule(data=st.data(), tag=st.booleans())
+    def txn(self, data, tag):
+        txn = data.draw(txns(model=self.model), label="txn")
         command, tagged = self.maybe_tagged(txn, tag)
         result, expected = self.both(command, lambda: self.model.do_txn(txn))
         if result is not None:
@@ -174,12 +208,14 @@ class KVStoreMachine(RuleBasedStateMachine):
             else:
                 assert "response_put" in got
 
-    @rule(revision=revisions)
-    def compact(self, revision):
+    @rule(data=st.data())
+    def compact(self, data):
+        revision = self.a_revision(data)
         self.both(c.compact(revision), lambda: self.model.compact(revision))
 
-    @rule(start=revisions, key=keys, end=range_ends)
-    def watch(self, start, key, end):
+    @rule(data=st.data(), key=keys, end=range_ends)
+    def watch(self, data, key, end):
+        start = self.a_revision(data)
         try:
             expected = [(rev, [(t, k, model_kv(k, kv), model_kv(k, prev)) for t, k, kv, prev in events
                                if inside(k, key, end)])
@@ -225,6 +261,14 @@ class KVStoreMachine(RuleBasedStateMachine):
     @rule(seconds=st.floats(0, 6, allow_nan=False))
     def time_passes_and_leases_expire(self, seconds):
         self.now += seconds
+        result, revoked = self.both(c.lease_expire(self.now), lambda: self.model.expire(self.now))
+        assert result["revoked"] == revoked
+
+    @precondition(lambda self: self.model.leases)
+    @rule()
+    def time_reaches_a_deadline_exactly(self):
+        """A lease is due at its deadline itself (deadline <= now), not a moment later."""
+        self.now = max(self.now, min(deadline for _, deadline in self.model.leases.values()))
         result, revoked = self.both(c.lease_expire(self.now), lambda: self.model.expire(self.now))
         assert result["revoked"] == revoked
 
@@ -278,6 +322,32 @@ class KVStoreMachine(RuleBasedStateMachine):
         assert status["keys"] == len(self.model.current())
         assert status["compact_revision"] == self.model.compact_revision
         assert status["leases"] == len(self.model.leases)
+
+    @invariant()
+    def leases_agree(self):
+        """Every lease's TTLs and attached keys, after every step."""
+        for lease_id in sorted(self.model.leases):
+            got = self.store.apply(c.lease_time_to_live(lease_id, self.now, keys=True))
+            ttl, granted, attached = self.model.time_to_live(lease_id, self.now)
+            assert (got["ttl"], got["granted_ttl"], got.get("keys", [])) == (ttl, granted, attached)
+
+    @invariant()
+    def range_options_agree(self):
+        """Fixed queries with every range option, after every step: the rule that draws them
+        at random reaches the interesting cases (more keys than the limit) too rarely."""
+        model = self.model
+        past = max(model.compact_revision, model.revision - 2, 1)
+        queries = [
+            (b"\0", b"\0", 0, 2, False, False),
+            (b"a", c.prefix_end(b"a"), 0, 1, True, False),
+            (b"a", b"c", 0, 0, False, True),
+            (b"a/1", b"c/x", past, 2, False, False),
+            (b"c", b"\0", past, 0, True, False),
+        ]
+        for key, end, revision, limit, keys_only, count_only in queries:
+            got = self.store.apply(c.range_(key, end, revision=revision, limit=limit,
+                                            keys_only=keys_only, count_only=count_only))
+            assert range_view(got) == model.range(key, end, revision, limit, keys_only, count_only)
 
 
 TestKVStore = KVStoreMachine.TestCase

@@ -1,0 +1,281 @@
+"""`ketch kv ...`: serve a member, and an etcdctl-shaped client.
+
+Exit status: 0 ok, 1 the operation failed (the reason on stderr), 2 usage or configuration.
+Output: etcdctl's simple format by default (key and value on their own lines); `-w json` prints
+the member's answer as JSON with keys and values in base64, as etcdctl does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from kvstore import commands as c
+from kvstore.errors import KVError
+
+DEFAULT_ENDPOINTS = "127.0.0.1:2379"
+
+
+def add_kv_parser(subparsers) -> None:
+    kv = subparsers.add_parser("kv", help="the replicated key-value store (etcd's role)",
+                               description="Serve a kv member, or talk to a kv cluster like etcdctl.")
+    kv.add_argument("--endpoints", default=os.environ.get("KETCH_KV_ENDPOINTS", DEFAULT_ENDPOINTS),
+                    help="comma-separated HOST:PORT client endpoints (env KETCH_KV_ENDPOINTS)")
+    kv.add_argument("--token-file", default=os.environ.get("KETCH_KV_TOKEN_FILE"),
+                    help="file whose first line is the cluster token (env KETCH_KV_TOKEN_FILE)")
+    kv.add_argument("-w", "--write-out", choices=["simple", "json"], default="simple")
+    kv.add_argument("--timeout", type=float, default=10.0, help="seconds before giving up")
+    sub = kv.add_subparsers(dest="kv_command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run one kv member")
+    serve.add_argument("--name", required=True)
+    serve.add_argument("--data-dir", required=True)
+    serve.add_argument("--listen-client", default="127.0.0.1:2379")
+    serve.add_argument("--listen-peer", default=None, help="defaults to this member's --initial-cluster address")
+    serve.add_argument("--listen-gateway", default=None, help="etcd v3 JSON gateway (not built yet)")
+    serve.add_argument("--initial-cluster", required=True, help="NAME=HOST:PORT,... of every member's peer port")
+    serve.add_argument("--token-file", dest="serve_token_file", required=True,
+                       help="accepted client tokens, one per line")
+    serve.add_argument("--peer-secret-file", required=True, help="the members' shared secret (mode 0600)")
+
+    secret = sub.add_parser("secret", help="peer secrets")
+    secret.add_argument("action", choices=["new"])
+    secret.add_argument("path")
+
+    put = sub.add_parser("put", help="put KEY VALUE")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--lease", type=lambda s: int(s, 16), default=0, help="lease id (hex)")
+    put.add_argument("--prev-kv", action="store_true")
+
+    get = sub.add_parser("get", help="get KEY [RANGE_END]")
+    get.add_argument("key")
+    get.add_argument("range_end", nargs="?")
+    get.add_argument("--prefix", action="store_true")
+    get.add_argument("--from-key", action="store_true")
+    get.add_argument("--limit", type=int, default=0)
+    get.add_argument("--rev", type=int, default=0)
+    get.add_argument("--keys-only", action="store_true")
+    get.add_argument("--count-only", action="store_true")
+    get.add_argument("--consistency", choices=["l", "s"], default="l")
+
+    delete = sub.add_parser("del", help="del KEY [RANGE_END]")
+    delete.add_argument("key")
+    delete.add_argument("range_end", nargs="?")
+    delete.add_argument("--prefix", action="store_true")
+    delete.add_argument("--prev-kv", action="store_true")
+
+    txn = sub.add_parser("txn", help="a transaction from a JSON file or stdin: "
+                                     '{"compare": [...], "success": [...], "failure": [...]}')
+    txn.add_argument("file", nargs="?", default="-")
+
+    compact = sub.add_parser("compact", help="compact REVISION")
+    compact.add_argument("revision", type=int)
+
+    watch = sub.add_parser("watch", help="watch KEY [RANGE_END]")
+    watch.add_argument("key")
+    watch.add_argument("range_end", nargs="?")
+    watch.add_argument("--prefix", action="store_true")
+    watch.add_argument("--rev", type=int, default=0)
+    watch.add_argument("--prev-kv", action="store_true")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
+
+    lease = sub.add_parser("lease", help="grant TTL | revoke ID | keepalive ID | ttl ID")
+    lease.add_argument("action", choices=["grant", "revoke", "keepalive", "ttl"])
+    lease.add_argument("arg")
+    lease.add_argument("--keys", action="store_true")
+    lease.add_argument("--once", action="store_true", help="keepalive: one renewal, then exit")
+
+    member = sub.add_parser("member", help="list | add PEER | remove PEER")
+    member.add_argument("action", choices=["list", "add", "remove"])
+    member.add_argument("peer", nargs="?")
+
+    sub.add_parser("status", help="the answering member's status")
+
+
+def run_kv(args: argparse.Namespace) -> int:
+    from kvstore.member import ConfigError, new_secret_file, serve
+
+    if args.kv_command == "serve":
+        args.token_file = args.serve_token_file
+        return serve(args)
+    if args.kv_command == "secret":
+        try:
+            new_secret_file(Path(args.path))
+        except (ConfigError, OSError) as err:
+            print(f"ketch kv secret: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote a new peer secret to {args.path}")
+        return 0
+    token = _token(args)
+    if token is None:
+        return 2
+    try:
+        return trio.run(_client_command, args, token)
+    except KVError as err:
+        print(f"Error: {err.code}: {err.message}" + (" (the outcome is unknown)" if err.details.get("ambiguous") else ""),
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _token(args) -> str | None:
+    path = args.token_file
+    if not path:
+        print("ketch kv: --token-file (or KETCH_KV_TOKEN_FILE) is required", file=sys.stderr)
+        return None
+    try:
+        lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except OSError as err:
+        print(f"ketch kv: cannot read {path}: {err.strerror}", file=sys.stderr)
+        return None
+    if not lines:
+        print(f"ketch kv: {path} holds no token", file=sys.stderr)
+        return None
+    return lines[0]
+
+
+def _interval(key: bytes, range_end: str | None, prefix: bool, from_key: bool = False) -> bytes | None:
+    if prefix:
+        return c.prefix_end(key)
+    if from_key:
+        return b"\0"
+    return range_end.encode() if range_end else None
+
+
+async def _client_command(args, token: str) -> int:
+    from kvstore.client import KVClient
+
+    async with KVClient(args.endpoints.split(","), token, timeout_s=args.timeout) as kv:
+        command = args.kv_command
+        if command == "put":
+            result = await kv.put(args.key.encode(), args.value.encode(), lease=args.lease, prev_kv=args.prev_kv)
+            return _print(args, result, "OK")
+        if command == "get":
+            key = args.key.encode()
+            result = await kv.range(key, _interval(key, args.range_end, args.prefix, args.from_key),
+                                    limit=args.limit, revision=args.rev, keys_only=args.keys_only,
+                                    count_only=args.count_only, serializable=args.consistency == "s")
+            if args.write_out == "json":
+                return _print(args, result, "")
+            if args.count_only:
+                print(result["count"])
+            for kv_ in result["kvs"]:
+                print(_text(kv_["key"]))
+                if not args.keys_only:
+                    print(_text(kv_["value"]))
+            return 0
+        if command == "del":
+            key = args.key.encode()
+            result = await kv.delete_range(key, _interval(key, args.range_end, args.prefix), prev_kv=args.prev_kv)
+            return _print(args, result, str(result["deleted"]))
+        if command == "txn":
+            raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+            result = await kv.command({"op": "txn", **_bytes_from_json(json.loads(raw))})
+            return _print(args, result, "SUCCESS" if result["succeeded"] else "FAILURE")
+        if command == "compact":
+            result = await kv.compact(args.revision)
+            return _print(args, result, f"compacted revision {args.revision}")
+        if command == "watch":
+            return await _watch(kv, args)
+        if command == "lease":
+            return await _lease(kv, args)
+        if command == "member":
+            if args.action == "list":
+                result = await kv.member_list()
+                return _print(args, result, "\n".join(
+                    f"{m}{' (leader)' if m == result['leader'] else ''}" for m in result["members"]))
+            if not args.peer:
+                print(f"ketch kv member {args.action}: PEER (HOST:PORT) is required", file=sys.stderr)
+                return 2
+            change = kv.member_add if args.action == "add" else kv.member_remove
+            return _print(args, await change(args.peer), f"member {args.action} {args.peer}: OK")
+        if command == "status":
+            result = await kv.status()
+            return _print(args, result, "\n".join(f"{k}: {v}" for k, v in sorted(result.items())
+                                                  if k != "header"))
+    return 2
+
+
+async def _watch(kv, args) -> int:
+    key = args.key.encode()
+    seen = 0
+    async with kv.watch(key, _interval(key, args.range_end, args.prefix), start_revision=args.rev,
+                        prev_kv=args.prev_kv) as groups:
+        async for group in groups:
+            for event in group["events"]:
+                if args.write_out == "json":
+                    print(json.dumps(_json_ready({"revision": group["revision"], **event})), flush=True)
+                else:
+                    print(event["type"], _text(event["kv"]["key"]), _text(event["kv"]["value"]), sep="\n", flush=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    return 0
+    return 0
+
+
+async def _lease(kv, args) -> int:
+    if args.action == "grant":
+        result = await kv.lease_grant(int(args.arg))
+        return _print(args, result, f"lease {result['id']:x} granted with TTL({result['ttl']}s)")
+    lease_id = int(args.arg, 16)
+    if args.action == "revoke":
+        return _print(args, await kv.lease_revoke(lease_id), f"lease {lease_id:x} revoked")
+    if args.action == "ttl":
+        result = await kv.lease_time_to_live(lease_id, keys=args.keys)
+        if result["ttl"] == -1:
+            return _print(args, result, f"lease {lease_id:x} already expired")
+        text = f"lease {lease_id:x} granted with TTL({result['granted_ttl']}s), remaining({result['ttl']}s)"
+        if args.keys:
+            text += ", attached keys(" + ", ".join(_text(k) for k in result.get("keys", [])) + ")"
+        return _print(args, result, text)
+    while True:  # keepalive
+        result = await kv.lease_keepalive(lease_id)
+        _print(args, result, f"lease {lease_id:x} keepalived with TTL({result['ttl']})")
+        if args.once:
+            return 0
+        await trio.sleep(max(result["ttl"] / 3, 0.5))
+
+
+def _print(args, result: dict, simple: str) -> int:
+    if args.write_out == "json":
+        print(json.dumps(_json_ready(result)))
+    elif simple:
+        print(simple)
+    return 0
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+_BYTES_FIELDS = {"key", "range_end", "value"}
+
+
+def _bytes_from_json(value: Any, field: str | None = None) -> Any:
+    """A txn in JSON: keys, range ends and values are text (utf-8); numbers stay numbers."""
+    if isinstance(value, dict):
+        return {k: _bytes_from_json(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bytes_from_json(v) for v in value]
+    if field in _BYTES_FIELDS and isinstance(value, str):
+        return value.encode()
+    return value

@@ -1,0 +1,151 @@
+"""A kv cluster of real member processes on loopback: `make up` runs one, tests run many.
+
+    cluster = LocalCluster(Path(".ketch/kv"), members=3)
+    cluster.start()            # writes tokens and the peer secret, starts `ketch kv serve` x N
+    cluster.kill(i)            # SIGKILL member i (by pid); cluster.restart(i) brings it back
+    cluster.stop()             # SIGTERM every member, SIGKILL what is left, by pid
+
+Each member logs to <dir>/<name>.log. Ports are taken free from the kernel unless given.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvstore.member import new_secret_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class MemberProcess:
+    name: str
+    client: str
+    peer: str
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class LocalCluster:
+    base_dir: Path
+    members: int = 3
+    client_ports: list[int] | None = None
+    peer_ports: list[int] | None = None
+    extra_args: list[str] = field(default_factory=list)
+    nodes: list[MemberProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base_dir = Path(self.base_dir)
+        self.token_file = self.base_dir / "tokens"
+        self.secret_file = self.base_dir / "peer-secret"
+        clients = self.client_ports or [free_port() for _ in range(self.members)]
+        peers = self.peer_ports or [free_port() for _ in range(self.members)]
+        self.nodes = [
+            MemberProcess(f"m{i + 1}", f"127.0.0.1:{clients[i]}", f"127.0.0.1:{peers[i]}",
+                          self.base_dir / f"m{i + 1}", self.base_dir / f"m{i + 1}.log")
+            for i in range(self.members)
+        ]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [node.client for node in self.nodes]
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().split()[0]
+
+    def initial_cluster(self) -> str:
+        return ",".join(f"{node.name}={node.peer}" for node in self.nodes)
+
+    def start(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if not self.token_file.exists():
+            self.token_file.write_text(secrets.token_hex(16) + "\n")
+            self.token_file.chmod(0o600)
+        if not self.secret_file.exists():
+            new_secret_file(self.secret_file)
+        for i in range(len(self.nodes)):
+            self.restart(i)
+
+    def command(self, node: MemberProcess) -> list[str]:
+        return [sys.executable, "-m", "orchestrator.cli", "kv", "serve", "--name", node.name,
+                "--data-dir", str(node.data_dir), "--listen-client", node.client,
+                "--initial-cluster", self.initial_cluster(), "--token-file", str(self.token_file),
+                "--peer-secret-file", str(self.secret_file), *self.extra_args]
+
+    def restart(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.running():
+            raise RuntimeError(f"{node.name} is still running (pid {node.pid})")
+        log = open(node.log_path, "ab")
+        node.process = subprocess.Popen(self.command(node), stdout=log, stderr=log,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
+        node = self.nodes[i]
+        if node.running():
+            os.kill(node.pid, sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                node.process.wait(timeout=10)
+
+    def pause(self, i: int) -> None:
+        self.kill(i, signal.SIGSTOP)
+
+    def resume(self, i: int) -> None:
+        self.kill(i, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """End every member by pid: SIGCONT (if paused), SIGTERM, then SIGKILL after 5 s."""
+        for node in self.nodes:
+            if node.running():
+                os.kill(node.pid, signal.SIGCONT)
+                os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+    def wait_ready(self, timeout_s: float = 20.0) -> None:
+        """Wait until every running member's client port accepts connections."""
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            if not node.running():
+                continue
+            host, port = node.client.rsplit(":", 1)
+            while True:
+                if not node.running():
+                    raise RuntimeError(f"{node.name} exited: see {node.log_path}")
+                try:
+                    socket.create_connection((host, int(port)), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{node.name} did not open {node.client}") from None
+                    time.sleep(0.05)

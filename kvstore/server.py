@@ -1,0 +1,280 @@
+"""A kv member's client port (trio): auth, requests in flight, watches, bad input.
+
+Every connection must authenticate first with a cluster token (constant-time compare). After
+that, each request runs in its own task, up to MAX_IN_FLIGHT per connection; when that many are
+in flight the member stops reading from the connection (backpressure). Writes go through the
+replica's group commit, linearizable reads behind a committed barrier, serializable reads from
+local state. A frame that cannot be read (too long, not msgpack, not a map) gets an error
+frame with id 0 and ends that connection only.
+
+Time: operations that need the leader's time (lease grant, keepalive, time-to-live) are stamped
+with this member's wall clock here; a client cannot supply one. Across VMs that makes lease
+timing as good as the members' clock sync (NTP); the leader's expiry decisions and the
+promote-on-election rebase bound the damage to that skew.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from kvstore.errors import ErrorCode, KVError, invalid
+from kvstore.replica import Replica, unavailable
+from kvstore.requests import READ_OPS
+from kvstore.wire import FrameReader, frame
+
+log = logging.getLogger("ketch.kv.server")
+
+MAX_IN_FLIGHT = 256
+REQUEST_TIMEOUT_S = 5.0
+AUTH_TIMEOUT_S = 10.0
+RECEIVE_BYTES = 64 * 1024
+TIMED_OPS = {"lease_grant", "lease_keepalive", "lease_time_to_live"}
+INTERNAL_OPS = {"lease_expire", "lease_promote"}  # proposed by the leader itself, never by clients
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+class Reply:
+    """A one-shot value handed from the Raft thread to a trio task, without blocking Raft."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self._token = token
+        self._event = trio.Event()
+        self.value: Any = None
+
+    def __call__(self, value: Any) -> None:  # any thread
+        def deliver() -> None:
+            self.value = value
+            self._event.set()
+        try:
+            self._token.run_sync_soon(deliver)
+        except trio.RunFinishedError:
+            pass
+
+    async def wait(self, timeout_s: float) -> Any:
+        with trio.move_on_after(timeout_s):
+            await self._event.wait()
+            return self.value
+        return None
+
+
+class RevisionFeed:
+    """Wakes watchers when the applied revision moves (called from the Raft thread)."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self._token = token
+        self._changed = trio.Event()
+
+    def notify(self, revision: int) -> None:  # any thread
+        try:
+            self._token.run_sync_soon(self._wake)
+        except trio.RunFinishedError:
+            pass
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_change(self) -> None:
+        await self._changed.wait()
+
+
+class KVServer:
+    def __init__(self, replica: Replica, tokens: set[str], name: str, feed: RevisionFeed) -> None:
+        self.replica = replica
+        self.tokens = tokens
+        self.name = name
+        self.feed = feed
+        self.token = trio.lowlevel.current_trio_token()
+        self.connections = 0
+
+    async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        log.info("event=listening member=%s address=%s:%s", self.name, host,
+                 listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self.handle_connection, listeners, task_status=task_status)
+
+    # --- one connection ---------------------------------------------------------------------
+
+    async def handle_connection(self, stream: trio.SocketStream) -> None:
+        """Serve one client. Nothing that happens on one connection may end the member: a
+        vanished client or a bug in a request is logged and ends this connection only."""
+        self.connections += 1
+        try:
+            await self._converse(stream)
+        except Exception:  # includes ExceptionGroups from the request nursery
+            log.exception("event=connection_error member=%s", self.name)
+        finally:
+            self.connections -= 1
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _converse(self, stream: trio.SocketStream) -> None:
+        reader = FrameReader()
+        send_lock = trio.Lock()
+
+        async def send(message: dict) -> None:
+            async with send_lock:
+                try:
+                    await stream.send_all(frame(message))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the client is gone; its answer has nowhere to go
+
+        if not await self._authenticate(stream, reader, send):
+            return
+        limiter = trio.Semaphore(MAX_IN_FLIGHT)
+        async with trio.open_nursery() as nursery:
+            watches: dict[int, trio.CancelScope] = {}
+            while True:
+                try:
+                    message = await self._receive(stream, reader)
+                except KVError as err:  # a frame we cannot read: say why, then hang up
+                    log.info("event=bad_frame member=%s code=%s reason=%r", self.name, err.code, err.message)
+                    with trio.move_on_after(1):
+                        await send({"id": 0, "error": err.to_wire()})
+                    break
+                if message is None:
+                    break
+                await limiter.acquire()
+                nursery.start_soon(self._dispatch, message, send, limiter, watches, nursery)
+            nursery.cancel_scope.cancel()
+
+    async def _receive(self, stream: trio.SocketStream, reader: FrameReader) -> dict | None:
+        """The next message, None at the end of the stream. Raises KVError for a bad frame."""
+        while True:
+            message = reader.next_message()
+            if message is not None:
+                return message
+            try:
+                data = await stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return None
+            if not data:
+                return None
+            reader.feed(data)
+
+    async def _authenticate(self, stream, reader, send: Send) -> bool:
+        with trio.move_on_after(AUTH_TIMEOUT_S):
+            message = await self._receive(stream, reader)
+            token = message.get("token") if message and message.get("type") == "auth" else None
+            if isinstance(token, str) and any(hmac.compare_digest(token, t) for t in self.tokens):
+                await send({"type": "auth_ok", "member": self.name})
+                return True
+            if message is None:
+                return False  # connected and left without a word (a port probe)
+            log.info("event=auth_failed member=%s", self.name)
+            await send({"id": 0, "error": KVError(ErrorCode.UNAUTHENTICATED,
+                                                   "a valid cluster token is required").to_wire()})
+        return False
+
+    # --- one request --------------------------------------------------------------------------
+
+    async def _dispatch(self, message: dict, send: Send, limiter: trio.Semaphore,
+                        watches: dict, nursery: trio.Nursery) -> None:
+        request_id = message.get("id")
+        try:
+            if not isinstance(request_id, int) or isinstance(request_id, bool):
+                raise invalid("every request needs an integer id")
+            if "cmd" in message:
+                reply = await self._command(message["cmd"], bool(message.get("serializable")))
+            elif "watch" in message:
+                limiter.release()
+                limiter = None
+                await self._watch(request_id, message["watch"], send, watches)
+                return
+            elif "cancel_watch" in message:
+                scope = watches.pop(message["cancel_watch"], None)
+                if scope is not None:
+                    scope.cancel()
+                reply = {"canceled": scope is not None}
+            elif "admin" in message:
+                reply = await self._admin(message)
+            else:
+                raise invalid("unknown request")
+            if "error" in reply:
+                await send({"id": request_id, "error": reply["error"]})
+            else:
+                await send({"id": request_id, "result": reply})
+        except KVError as err:
+            await send({"id": request_id if isinstance(request_id, int) else 0, "error": err.to_wire()})
+        finally:
+            if limiter is not None:
+                limiter.release()
+
+    async def _command(self, command: Any, serializable: bool) -> dict:
+        if not isinstance(command, dict):
+            raise invalid("cmd must be a map")
+        op = command.get("op")
+        if op in INTERNAL_OPS:
+            raise invalid(f"{op} is proposed by the leader, not by clients")
+        if op in TIMED_OPS:
+            command = {**command, "now": time.time()}
+        if op in READ_OPS:
+            if serializable:
+                return self.replica.read_local([command])[0]
+            reply = Reply(self.token)
+            self.replica.submit_reads([command], reply)
+            result = await reply.wait(REQUEST_TIMEOUT_S)
+            if result is None:
+                raise unavailable("no quorum answered the read barrier in time", ambiguous=False)
+        else:
+            reply = Reply(self.token)
+            self.replica.submit_write(command, reply)
+            result = await reply.wait(REQUEST_TIMEOUT_S)
+            if result is None:
+                raise unavailable("the write was not committed in time; it may still apply",
+                                  ambiguous=True)
+        if isinstance(result, KVError):
+            raise result
+        return result[0] if isinstance(result, list) else result
+
+    async def _watch(self, watch_id: int, spec: Any, send: Send, watches: dict) -> None:
+        if not isinstance(spec, dict) or not isinstance(spec.get("key"), bytes) or not spec["key"]:
+            raise invalid("watch needs a non-empty bytes key")
+        key, range_end = spec["key"], spec.get("range_end") or None
+        prev_kv = bool(spec.get("prev_kv"))
+        start = spec.get("start_revision") or 0
+        if not isinstance(start, int) or start < 0:
+            raise invalid("start_revision must be a non-negative integer")
+        next_revision = start or self.replica.revision + 1
+        with trio.CancelScope() as scope:
+            watches[watch_id] = scope
+            await send({"id": watch_id, "created": True, "revision": self.replica.revision})
+            while True:
+                try:
+                    groups, read_at = self.replica.watch_events(next_revision, key, range_end, prev_kv)
+                except KVError as err:  # compacted: the watcher must re-read and start again
+                    await send({"id": watch_id, "canceled": True,
+                                "compact_revision": err.details.get("compact_revision", 0)})
+                    return
+                for group in groups:
+                    await send({"id": watch_id, "revision": group["revision"], "events": group["events"]})
+                next_revision = max(next_revision, read_at + 1)
+                if self.replica.revision < next_revision:
+                    await self.feed.wait_change()
+        watches.pop(watch_id, None)
+
+    async def _admin(self, message: dict) -> dict:
+        action = message.get("admin")
+        if action == "status":
+            state = self.replica.read_local([{"op": "status"}])[0]
+            return {**state, **self.replica.raft_status(), "member": self.name}
+        if action == "member_list":
+            return {"members": self.replica.members(), "leader": self.replica.leader()}
+        if action in ("member_add", "member_remove"):
+            address = message.get("peer")
+            if not isinstance(address, str) or ":" not in address:
+                raise invalid("peer must be host:port")
+            reply = Reply(self.token)
+            change = self.replica.addNodeToCluster if action == "member_add" else self.replica.removeNodeFromCluster
+            change(address, callback=lambda result, error: reply(error))
+            error = await reply.wait(REQUEST_TIMEOUT_S)
+            if error != 0:
+                raise unavailable(f"membership change failed (raft error {error})", ambiguous=error is None)
+            return {"members": self.replica.members()}
+        raise invalid(f"unknown admin request {action!r}")

@@ -1,0 +1,154 @@
+"""The replicated kv service on real member processes: replication, failover, durability."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import trio
+
+from kvstore import commands as c
+from kvstore.errors import KVError
+from tests.integration.conftest import client_for, leader_of
+
+
+@pytest.mark.parametrize("members", [3, 5])
+async def test_writes_through_any_member_are_read_on_every_member(kv_cluster, members):
+    cluster = kv_cluster(members)
+    for writer in range(members):
+        async with client_for(cluster, writer) as kv:
+            await kv.put(b"from/%d" % writer, b"v%d" % writer)
+    for reader in range(members):
+        async with client_for(cluster, reader) as kv:
+            result = await kv.range(b"from/", c.prefix_end(b"from/"))
+            assert [kv_["value"] for kv_ in result["kvs"]] == [b"v%d" % i for i in range(members)]
+
+
+async def test_txn_watch_and_lease_across_members(kv_cluster):
+    cluster = kv_cluster(3)
+    async with client_for(cluster, 0) as writer, client_for(cluster, 1) as watcher:
+        async with watcher.watch(b"job/", c.prefix_end(b"job/"), prev_kv=True) as groups:
+            lease = (await writer.lease_grant(30))["id"]
+            await writer.put(b"job/1", b"new", lease=lease)
+            cas = await writer.txn([c.compare(b"job/1", "value", "=", b"new")], [c.put(b"job/1", b"taken", lease=lease)])
+            assert cas["succeeded"]
+            await writer.lease_revoke(lease)
+            seen = []
+            with trio.fail_after(10):
+                async for group in groups:
+                    seen += [(e["type"], e["kv"].get("value")) for e in group["events"]]
+                    if len(seen) == 3:
+                        break
+    assert seen == [("PUT", b"new"), ("PUT", b"taken"), ("DELETE", b"")]
+
+
+async def test_killing_the_leader_under_load_loses_no_acknowledged_write_and_applies_none_twice(kv_cluster):
+    cluster = kv_cluster(3)
+    attempted: set[bytes] = set()
+    acked: set[bytes] = set()
+    ambiguous: set[bytes] = set()
+
+    async def writer(n: int, kv) -> None:
+        for i in range(10_000):
+            key = b"w%d/%05d" % (n, i)
+            attempted.add(key)
+            try:
+                await kv.put(key, b"x")
+                acked.add(key)
+            except KVError as err:
+                assert err.details.get("ambiguous") is not None, err
+                ambiguous.add(key)
+
+    leader = await leader_of(cluster)
+    async with client_for(cluster, timeout_s=15) as kv:
+        async with trio.open_nursery() as nursery:
+            for n in range(8):
+                nursery.start_soon(writer, n, kv)
+            await trio.sleep(1.5)
+            before_kill = len(acked)
+            cluster.kill(leader)
+            await trio.sleep(4)
+            nursery.cancel_scope.cancel()
+        assert before_kill > 0 and len(acked) > before_kill, "writes did not resume after the kill"
+        everything = await kv.range(b"w", c.prefix_end(b"w"))
+    stored = {kv_["key"]: kv_["version"] for kv_ in everything["kvs"]}
+    assert acked <= stored.keys(), f"lost {len(acked - stored.keys())} acknowledged writes"
+    assert set(stored.values()) == {1}, "a write was applied twice"
+    assert stored.keys() <= attempted  # nothing appeared from nowhere
+
+
+async def test_killing_every_member_and_restarting_keeps_every_acknowledged_write(kv_cluster):
+    cluster = kv_cluster(3)
+    async with client_for(cluster) as kv:
+        for i in range(200):
+            await kv.put(b"k%03d" % i, b"v%d" % i)
+        revision = (await kv.put(b"last", b"x"))["header"]["revision"]
+    for i in range(3):
+        cluster.kill(i)
+    for i in range(3):
+        cluster.restart(i)
+    cluster.wait_ready()
+    async with client_for(cluster, timeout_s=20) as kv:
+        result = await kv.range(b"k", c.prefix_end(b"k"))
+        assert [kv_["value"] for kv_ in result["kvs"]] == [b"v%d" % i for i in range(200)]
+        assert (await kv.put(b"after", b"y"))["header"]["revision"] == revision + 1
+
+
+async def test_an_isolated_leader_does_not_answer_stale_linearizable_reads(kv_cluster):
+    cluster = kv_cluster(3)
+    leader = await leader_of(cluster)
+    async with client_for(cluster) as kv:
+        await kv.put(b"k", b"before")
+    followers = [i for i in range(3) if i != leader]
+    for i in followers:
+        cluster.pause(i)
+    try:
+        async with client_for(cluster, leader, timeout_s=3) as kv:
+            with pytest.raises(KVError) as info:
+                await kv.range(b"k")
+            assert info.value.code == "UNAVAILABLE"
+            served = await kv.range(b"k", serializable=True)
+            assert served["kvs"][0]["value"] == b"before"
+    finally:
+        for i in followers:
+            cluster.resume(i)
+
+
+async def test_leases_expire_and_keepalive_keeps_them_across_a_failover(kv_cluster):
+    cluster = kv_cluster(3)
+    async with client_for(cluster) as kv:
+        short = (await kv.lease_grant(2))["id"]
+        kept = (await kv.lease_grant(3))["id"]
+        await kv.put(b"short", b"1", lease=short)
+        await kv.put(b"kept", b"1", lease=kept)
+        async with kv.watch(b"short") as groups, trio.open_nursery() as nursery:
+            await nursery.start(kv.keep_lease_alive, kept)
+            with trio.fail_after(10):
+                async for group in groups:
+                    assert group["events"][0]["type"] == "DELETE"
+                    break
+            cluster.kill(await leader_of(cluster))
+            await trio.sleep(5)  # longer than the kept lease's TTL, with a leader change inside
+            assert await kv.get(b"kept") is not None
+            assert await kv.get(b"short") is None
+            nursery.cancel_scope.cancel()
+
+
+async def test_watch_replays_old_revisions_and_refuses_compacted_ones(kv_cluster):
+    cluster = kv_cluster(3)
+    async with client_for(cluster) as kv:
+        revisions = [(await kv.put(b"w", b"%d" % i))["header"]["revision"] for i in range(5)]
+        async with kv.watch(b"w", start_revision=revisions[1]) as groups:
+            got = []
+            with trio.fail_after(10):
+                async for group in groups:
+                    got.append((group["revision"], group["events"][0]["kv"]["value"]))
+                    if len(got) == 4:
+                        break
+        assert got == [(revisions[i], b"%d" % i) for i in range(1, 5)]
+        await kv.compact(revisions[3])
+        with pytest.raises(KVError) as info:
+            async with kv.watch(b"w", start_revision=revisions[0]) as groups:
+                async for _ in groups:
+                    pass
+        assert info.value.code == "COMPACTED" and info.value.details["compact_revision"] == revisions[3]
