@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# A local 3-member kv cluster on loopback (data under .ketch/kv) until Ctrl-C.
 up: $(STAMP)
-	@echo "make up: the replicated kv service arrives with issue 3; until then Ketch has no cluster to start."
-	@echo "Try the MVCC core benchmark instead: make bench-apply"
+	$(BIN)/ketch kv up --dir .ketch/kv
 
 bench-apply: $(STAMP)
 	$(BIN)/python bench/kv_apply.py

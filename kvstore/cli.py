@@ -26,15 +26,21 @@ DEFAULT_ENDPOINTS = "127.0.0.1:2379"
 def add_kv_parser(subparsers) -> None:
     kv = subparsers.add_parser("kv", help="the replicated key-value store (etcd's role)",
                                description="Serve a kv member, or talk to a kv cluster like etcdctl.")
-    kv.add_argument("--endpoints", default=os.environ.get("KETCH_KV_ENDPOINTS", DEFAULT_ENDPOINTS),
-                    help="comma-separated HOST:PORT client endpoints (env KETCH_KV_ENDPOINTS)")
-    kv.add_argument("--token-file", default=os.environ.get("KETCH_KV_TOKEN_FILE"),
-                    help="file whose first line is the cluster token (env KETCH_KV_TOKEN_FILE)")
-    kv.add_argument("-w", "--write-out", choices=["simple", "json"], default="simple")
-    kv.add_argument("--timeout", type=float, default=10.0, help="seconds before giving up")
+    _client_flags(kv, argparse.Namespace(
+        endpoints=os.environ.get("KETCH_KV_ENDPOINTS", DEFAULT_ENDPOINTS),
+        token_file=os.environ.get("KETCH_KV_TOKEN_FILE"), write_out="simple", timeout=10.0))
+    # The same flags after the subcommand too (etcdctl takes them anywhere): no defaults there,
+    # so that they do not undo flags given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _client_flags(common, None)
     sub = kv.add_subparsers(dest="kv_command", metavar="COMMAND", required=True)
+    add = sub.add_parser
 
-    serve = sub.add_parser("serve", help="run one kv member")
+    def client_parser(name, **kw):
+        return add(name, parents=[common], **kw)
+    sub.add_parser = client_parser
+
+    serve = add("serve", help="run one kv member")
     serve.add_argument("--name", required=True)
     serve.add_argument("--data-dir", required=True)
     serve.add_argument("--listen-client", default="127.0.0.1:2379")
@@ -45,7 +51,13 @@ def add_kv_parser(subparsers) -> None:
                        help="accepted client tokens, one per line")
     serve.add_argument("--peer-secret-file", required=True, help="the members' shared secret (mode 0600)")
 
-    secret = sub.add_parser("secret", help="peer secrets")
+    up = add("up", help="run a local cluster on loopback until Ctrl-C (what `make up` runs)")
+    up.add_argument("--dir", default=".ketch/kv", help="data, tokens, secret and logs")
+    up.add_argument("--members", type=int, default=3)
+    up.add_argument("--base-port", type=int, default=2379,
+                    help="member i listens on BASE+10i (client) and BASE+10i+1 (peer)")
+
+    secret = add("secret", help="peer secrets")
     secret.add_argument("action", choices=["new"])
     secret.add_argument("path")
 
@@ -100,12 +112,25 @@ def add_kv_parser(subparsers) -> None:
     sub.add_parser("status", help="the answering member's status")
 
 
+def _client_flags(parser: argparse.ArgumentParser, defaults: argparse.Namespace | None) -> None:
+    def default(name):
+        return {} if defaults is None else {"default": getattr(defaults, name)}
+    parser.add_argument("--endpoints", help="comma-separated HOST:PORT client endpoints "
+                        "(env KETCH_KV_ENDPOINTS)", **default("endpoints"))
+    parser.add_argument("--token-file", help="file whose first line is the cluster token "
+                        "(env KETCH_KV_TOKEN_FILE)", **default("token_file"))
+    parser.add_argument("-w", "--write-out", choices=["simple", "json"], **default("write_out"))
+    parser.add_argument("--timeout", type=float, help="seconds before giving up", **default("timeout"))
+
+
 def run_kv(args: argparse.Namespace) -> int:
     from kvstore.member import ConfigError, new_secret_file, serve
 
     if args.kv_command == "serve":
         args.token_file = args.serve_token_file
         return serve(args)
+    if args.kv_command == "up":
+        return run_local_cluster(args)
     if args.kv_command == "secret":
         try:
             new_secret_file(Path(args.path))
@@ -125,6 +150,49 @@ def run_kv(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def run_local_cluster(args) -> int:
+    import signal
+    import time
+
+    from kvstore.local_cluster import LocalCluster
+
+    if not 1 <= args.members <= 9:
+        print("ketch kv up: --members must be 1 to 9", file=sys.stderr)
+        return 2
+    ports = [args.base_port + 10 * i for i in range(args.members)]
+    cluster = LocalCluster(Path(args.dir), args.members, client_ports=ports,
+                           peer_ports=[p + 1 for p in ports])
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        endpoints = ",".join(cluster.endpoints)
+        print(f"Ketch kv: {args.members} members on loopback, data and logs in {args.dir}/")
+        print(f"  endpoints: {endpoints}")
+        print("Try, in another shell:")
+        print(f"  export KETCH_KV_ENDPOINTS={endpoints} KETCH_KV_TOKEN_FILE={cluster.token_file}")
+        print("  .venv/bin/ketch kv put greeting hello")
+        print("  .venv/bin/ketch kv get greeting -w json")
+        print("  .venv/bin/ketch kv watch --prefix greet")
+        print("Ctrl-C stops the cluster.", flush=True)
+        while not stop:
+            for node in cluster.nodes:
+                if not node.running():
+                    print(f"{node.name} exited (see {node.log_path}); stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as err:
+        print(f"ketch kv up: {err}", file=sys.stderr)
+        return 1
+    finally:
+        cluster.stop()
+        print("stopped every member", flush=True)
+    return 0
 
 
 def _token(args) -> str | None:

@@ -137,9 +137,12 @@ class KVClient:
         self._nursery = await self._nursery_manager.__aenter__()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc) -> bool:
+        # Our background tasks (one reader per connection) end here; an error raised in the
+        # caller's block goes on as it is, not wrapped in the nursery's ExceptionGroup.
         self._nursery.cancel_scope.cancel()
-        await self._nursery_manager.__aexit__(*exc)
+        await self._nursery_manager.__aexit__(None, None, None)
+        return False
 
     # --- connections ----------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class DurableJournal:
         self._dirty = False
         self.syncs = 0  # fdatasync calls, for tests and metrics
         self._fd = self._open_and_load()
+        os.fsync(self._fd)  # what we read back may have been only in the page cache
+        self.durable_index = self._entries[-1][1] if self._entries else 0
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class DurableJournal:
             os.fdatasync(self._fd)
             self._dirty = False
             self.syncs += 1
+        self.durable_index = self._entries[-1][1] if self._entries else 0
 
     def clear(self) -> None:
         self._truncate_at(0)
@@ -158,6 +161,7 @@ class DurableJournal:
             offset += len(record)
         self._end = offset
         self._dirty = False
+        self.durable_index = self._entries[-1][1] if self._entries else 0
 
     def __getitem__(self, item):
         return self._entries[item]

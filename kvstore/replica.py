@@ -129,13 +129,8 @@ class Replica(SyncObj):
         super().__init__(self_address, peers, conf)
         self.journal: DurableJournal = self._SyncObj__raftLog
         transport = self._SyncObj__transport
-        unsynced_send = transport.send
-
-        def send_after_sync(node, message):
-            self.journal.sync()  # persist before any message that may acknowledge it leaves
-            return unsynced_send(node, message)
-
-        transport.send = send_after_sync
+        self._unsynced_send = transport.send
+        transport.send = self._send_after_sync
         self._notifier = PipeNotifier(self._poller)
         self._thread = threading.Thread(target=self._run, name="raft", daemon=True)
         self._thread.start()
@@ -230,6 +225,10 @@ class Replica(SyncObj):
             except Exception:  # a bug must not silently stop replication: log it and go on
                 log.exception("event=raft_loop_error")
                 time.sleep(self.timing.tick_s)
+
+    def _send_after_sync(self, node, message) -> Any:
+        self.journal.sync()  # persist before any message that may acknowledge it leaves
+        return self._unsynced_send(node, message)
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's hook)
         # The leader counts its own log toward a commit at the start of a tick: sync it first.

@@ -24,7 +24,7 @@ import trio
 
 from kvstore.errors import ErrorCode, KVError, invalid
 from kvstore.replica import Replica, unavailable
-from kvstore.requests import READ_OPS
+from kvstore.requests import READ_OPS, parse_command
 from kvstore.wire import FrameReader, frame
 
 log = logging.getLogger("ketch.kv.server")
@@ -214,6 +214,7 @@ class KVServer:
             raise invalid(f"{op} is proposed by the leader, not by clients")
         if op in TIMED_OPS:
             command = {**command, "now": time.time()}
+        parse_command(command)  # refuse malformed commands here, before they cost a log entry
         if op in READ_OPS:
             if serializable:
                 return self.replica.read_local([command])[0]

@@ -332,6 +332,20 @@ class KVStoreMachine(RuleBasedStateMachine):
             assert (got["ttl"], got["granted_ttl"], got.get("keys", [])) == (ttl, granted, attached)
 
     @invariant()
+    def watch_feed_agrees_at_the_compaction_boundary(self):
+        """From the compact revision the feed replays; one below it, COMPACTED."""
+        compact = self.model.compact_revision
+        if compact >= 2:
+            with pytest.raises(KVError) as info:
+                self.store.watch_events(compact - 1, b"\0", b"\0")
+            assert info.value.code == "COMPACTED"
+        start = max(compact, 1)
+        expected = [(rev, [(t, k, model_kv(k, kv), model_kv(k, prev)) for t, k, kv, prev in events])
+                    for rev, events in self.model.watch(start)]
+        got = self.store.watch_events(start, b"\0", b"\0", prev_kv=True)
+        assert [(g["revision"], [self.event_view(e) for e in g["events"]]) for g in got] == expected
+
+    @invariant()
     def range_options_agree(self):
         """Fixed queries with every range option, after every step: the rule that draws them
         at random reaches the interesting cases (more keys than the limit) too rarely."""

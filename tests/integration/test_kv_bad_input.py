@@ -1,0 +1,119 @@
+"""Bad input on a member's client port: an error or a closed connection, never a dead member."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+import trio
+
+from kvstore.errors import KVError
+from kvstore.wire import FrameReader, frame
+from tests.integration.conftest import client_for, leader_of
+
+
+async def raw_exchange(endpoint: str, *chunks: bytes, token: str | None = None) -> list[dict] | None:
+    """Send bytes (after auth, if a token is given); answer the frames received until the member
+    closes the connection or 3 s pass. None if it closed without a word."""
+    host, port = endpoint.rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    reader = FrameReader(max_frame_bytes=1 << 30)
+    answers: list[dict] = []
+    async with stream:
+        if token is not None:
+            await stream.send_all(frame({"type": "auth", "token": token}))
+        for chunk in chunks:
+            try:
+                await stream.send_all(chunk)
+            except trio.BrokenResourceError:
+                break
+        with trio.move_on_after(3):
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    break
+                if not data:
+                    break
+                reader.feed(data)
+                while (message := reader.next_message()) is not None:
+                    answers.append(message)
+    return answers
+
+
+async def still_serves(cluster) -> None:
+    async with client_for(cluster, 0, timeout_s=5) as kv:
+        await kv.put(b"alive", b"yes")
+        assert (await kv.get(b"alive"))["value"] == b"yes"
+
+
+@pytest.fixture
+async def cluster(kv_cluster):
+    cluster = kv_cluster(3)
+    await leader_of(cluster)
+    return cluster
+
+
+async def test_wrong_token_is_refused_with_unauthenticated(cluster):
+    answers = await raw_exchange(cluster.endpoints[0], frame({"type": "auth", "token": "wrong"}))
+    assert answers[-1]["error"]["code"] == "UNAUTHENTICATED"
+    with pytest.raises(KVError) as info:
+        async with client_for(cluster, 0) as kv:
+            kv.token = "wrong"
+            await kv.put(b"a", b"b")
+    assert info.value.code == "UNAUTHENTICATED"
+    await still_serves(cluster)
+
+
+async def test_random_bytes_close_only_that_connection(cluster):
+    answers = await raw_exchange(cluster.endpoints[0], os.urandom(4096), token=cluster.token)
+    assert answers[0]["type"] == "auth_ok"
+    assert answers[-1]["id"] == 0 and answers[-1]["error"]["code"] in ("TOO_LARGE", "INVALID_ARGUMENT")
+    await still_serves(cluster)
+
+
+async def test_a_100_mib_length_prefix_is_refused_before_reading_it(cluster):
+    answers = await raw_exchange(cluster.endpoints[0], struct.pack(">I", 100 * 1024 * 1024) + b"x" * 100,
+                                 token=cluster.token)
+    assert answers[-1]["error"]["code"] == "TOO_LARGE"
+    await still_serves(cluster)
+
+
+async def test_a_truncated_frame_then_hang_up_leaves_the_member_serving(cluster):
+    whole = frame({"id": 1, "cmd": {"op": "put", "key": b"k", "value": b"v" * 100}})
+    answers = await raw_exchange(cluster.endpoints[0], whole[:30], token=cluster.token)
+    assert [a for a in answers if "id" in a] == []
+    await still_serves(cluster)
+
+
+async def test_not_a_map_and_unknown_ops_get_errors_on_a_live_connection(cluster):
+    answers = await raw_exchange(
+        cluster.endpoints[0],
+        frame({"id": 1, "cmd": {"op": "frobnicate"}}),
+        frame({"id": 2, "cmd": "put"}),
+        frame({"id": 3, "nonsense": True}),
+        frame({"id": 4, "cmd": {"op": "lease_expire", "now": 1e12}}),  # leader-only, refused
+        frame({"id": 5, "cmd": {"op": "put", "key": b"ok", "value": b"1"}}),
+        token=cluster.token)
+    by_id = {a["id"]: a for a in answers if "id" in a}
+    assert [by_id[i]["error"]["code"] for i in (1, 2, 3, 4)] == ["INVALID_ARGUMENT"] * 4
+    assert by_id[5]["result"]["header"]["revision"] >= 2
+
+
+async def test_oversized_values_are_refused(cluster):
+    async with client_for(cluster, 0) as kv:
+        with pytest.raises(KVError) as info:
+            await kv.put(b"big", b"x" * (1_572_864 + 1))
+        assert info.value.code == "TOO_LARGE"
+    answers = await raw_exchange(
+        cluster.endpoints[0], frame({"id": 1, "cmd": {"op": "put", "key": b"k", "value": b"x" * (2 << 20)}}),
+        token=cluster.token)
+    assert answers[-1]["error"]["code"] == "TOO_LARGE"
+    await still_serves(cluster)
+
+
+async def test_a_silent_connection_is_closed_after_the_auth_timeout(cluster, monkeypatch):
+    answers = await raw_exchange(cluster.endpoints[0])  # says nothing at all
+    assert answers == [] or answers[-1]["error"]["code"] == "UNAUTHENTICATED"
+    await still_serves(cluster)

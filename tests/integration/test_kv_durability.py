@@ -1,0 +1,82 @@
+"""Durable when acknowledged: no member acknowledges, and no leader announces as committed, a
+log entry that is not yet fsync'd on its own disk. Three replicas in this process on loopback.
+
+The same run with fsync switched off must show violations: the check can fail, and pysyncobj's
+own journal (which never fsyncs) would fail it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kvstore import commands as c
+from kvstore.local_cluster import free_port
+from kvstore.replica import RaftTiming, Replica
+
+
+def start_replicas(tmp_path, count=3):
+    peers = [f"127.0.0.1:{free_port()}" for _ in range(count)]
+    return [Replica(peers[i], [p for p in peers if p != peers[i]], tmp_path / f"r{i}", "s3cret-s3cret-s3cret",
+                    RaftTiming(tick_s=0.01)) for i in range(count)]
+
+
+def watch_acknowledgements(replica: Replica, violations: list) -> None:
+    """Spy on what leaves the replica, after its sync hook ran."""
+    send = replica._unsynced_send
+
+    def checked_send(node, message):
+        durable = replica.journal.durable_index
+        if message.get("type") == "next_node_idx" and message.get("success"):
+            if message["next_node_idx"] - 1 > durable:
+                violations.append(("acked", message["next_node_idx"] - 1, durable))
+        if message.get("type") == "append_entries" and message.get("commit_index", 0) > durable:
+            violations.append(("committed", message["commit_index"], durable))
+        return send(node, message)
+
+    replica._unsynced_send = checked_send
+
+
+def write_and_wait(replicas, count: int) -> int:
+    done = threading.Semaphore(0)
+    ok = []
+
+    def finished(result):
+        ok.append(not isinstance(result, Exception) and "error" not in result)
+        done.release()
+
+    deadline = time.monotonic() + 20
+    while not any(r.is_leader() for r in replicas):
+        assert time.monotonic() < deadline, "no leader elected"
+        time.sleep(0.05)
+    for i in range(count):
+        replicas[i % len(replicas)].submit_write(c.put(b"k%d" % i, b"v"), finished)
+    for _ in range(count):
+        assert done.acquire(timeout=20)
+    return sum(ok)
+
+
+@pytest.mark.parametrize("fsync", [True, False], ids=["with-fsync", "fsync-disabled"])
+def test_no_entry_is_acknowledged_before_it_is_on_disk(tmp_path, monkeypatch, fsync):
+    if not fsync:
+        from kvstore import journal
+
+        def sync_without_disk(self):  # what pysyncobj's own journal does: never fsync
+            self._dirty = False
+        monkeypatch.setattr(journal.DurableJournal, "sync", sync_without_disk)
+    replicas = start_replicas(tmp_path)
+    violations: list = []
+    try:
+        for replica in replicas:
+            watch_acknowledgements(replica, violations)
+        assert write_and_wait(replicas, 300) == 300
+    finally:
+        for replica in replicas:
+            replica.close()
+    if fsync:
+        assert violations == []
+        assert all(r.journal.syncs > 0 for r in replicas)
+    else:
+        assert violations, "the check did not notice acknowledgements of entries not on disk"
