@@ -45,7 +45,8 @@ def add_kv_parser(subparsers) -> None:
     serve.add_argument("--data-dir", required=True)
     serve.add_argument("--listen-client", default="127.0.0.1:2379")
     serve.add_argument("--listen-peer", default=None, help="defaults to this member's --initial-cluster address")
-    serve.add_argument("--listen-gateway", default=None, help="etcd v3 JSON gateway (not built yet)")
+    serve.add_argument("--listen-gateway", default=None,
+                       help="HOST:PORT for etcd's v3 JSON gateway, /healthz and /metrics (off if not given)")
     serve.add_argument("--initial-cluster", required=True, help="NAME=HOST:PORT,... of every member's peer port")
     serve.add_argument("--token-file", dest="serve_token_file", required=True,
                        help="accepted client tokens, one per line")
@@ -55,7 +56,7 @@ def add_kv_parser(subparsers) -> None:
     up.add_argument("--dir", default=".ketch/kv", help="data, tokens, secret and logs")
     up.add_argument("--members", type=int, default=3)
     up.add_argument("--base-port", type=int, default=2379,
-                    help="member i listens on BASE+10i (client) and BASE+10i+1 (peer)")
+                    help="member i listens on BASE+10i (client), +1 (peer) and +3 (gateway)")
 
     secret = add("secret", help="peer secrets")
     secret.add_argument("action", choices=["new"])
@@ -163,7 +164,7 @@ def run_local_cluster(args) -> int:
         return 2
     ports = [args.base_port + 10 * i for i in range(args.members)]
     cluster = LocalCluster(Path(args.dir), args.members, client_ports=ports,
-                           peer_ports=[p + 1 for p in ports])
+                           peer_ports=[p + 1 for p in ports], gateway_ports=[p + 3 for p in ports])
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     try:
@@ -172,6 +173,7 @@ def run_local_cluster(args) -> int:
         endpoints = ",".join(cluster.endpoints)
         print(f"Ketch kv: {args.members} members on loopback, data and logs in {args.dir}/")
         print(f"  endpoints: {endpoints}")
+        print(f"  etcd v3 JSON gateways: {','.join(cluster.gateways)} (Authorization: Bearer <token>)")
         print("Try, in another shell:")
         print(f"  export KETCH_KV_ENDPOINTS={endpoints} KETCH_KV_TOKEN_FILE={cluster.token_file}")
         print("  .venv/bin/ketch kv put greeting hello")

@@ -280,7 +280,8 @@ class KVClient:
     @asynccontextmanager
     async def watch(self, key: bytes, range_end: bytes | None = None, *, start_revision: int = 0,
                     prev_kv: bool = False) -> AsyncIterator[AsyncIterator[dict]]:
-        """Yields an iterator of {"revision", "events"}. The watch is in place when the block
+        """Yields an iterator of {"revision", "events"} (revision: the store's, when the events
+        were read; each event's kv has its mod_revision). The watch is in place when the block
         starts: a write made inside it is seen. Raises KVError(COMPACTED) if the start revision
         has been compacted away."""
         watch = _Watch(self, key, range_end, start_revision, prev_kv)

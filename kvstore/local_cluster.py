@@ -36,6 +36,7 @@ class MemberProcess:
     peer: str
     data_dir: Path
     log_path: Path
+    gateway: str = ""
     process: subprocess.Popen | None = None
 
     @property
@@ -52,6 +53,7 @@ class LocalCluster:
     members: int = 3
     client_ports: list[int] | None = None
     peer_ports: list[int] | None = None
+    gateway_ports: list[int] | None = None
     extra_args: list[str] = field(default_factory=list)
     nodes: list[MemberProcess] = field(default_factory=list)
 
@@ -61,15 +63,21 @@ class LocalCluster:
         self.secret_file = self.base_dir / "peer-secret"
         clients = self.client_ports or [free_port() for _ in range(self.members)]
         peers = self.peer_ports or [free_port() for _ in range(self.members)]
+        gateways = self.gateway_ports or [free_port() for _ in range(self.members)]
         self.nodes = [
             MemberProcess(f"m{i + 1}", f"127.0.0.1:{clients[i]}", f"127.0.0.1:{peers[i]}",
-                          self.base_dir / f"m{i + 1}", self.base_dir / f"m{i + 1}.log")
+                          self.base_dir / f"m{i + 1}", self.base_dir / f"m{i + 1}.log",
+                          gateway=f"127.0.0.1:{gateways[i]}")
             for i in range(self.members)
         ]
 
     @property
     def endpoints(self) -> list[str]:
         return [node.client for node in self.nodes]
+
+    @property
+    def gateways(self) -> list[str]:
+        return [node.gateway for node in self.nodes]
 
     @property
     def token(self) -> str:
@@ -90,7 +98,7 @@ class LocalCluster:
 
     def command(self, node: MemberProcess) -> list[str]:
         return [sys.executable, "-m", "orchestrator.cli", "kv", "serve", "--name", node.name,
-                "--data-dir", str(node.data_dir), "--listen-client", node.client,
+                "--data-dir", str(node.data_dir), "--listen-client", node.client, "--listen-gateway", node.gateway,
                 "--initial-cluster", self.initial_cluster(), "--token-file", str(self.token_file),
                 "--peer-secret-file", str(self.secret_file), *self.extra_args]
 
@@ -133,19 +141,18 @@ class LocalCluster:
                 node.process.wait()
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
-        """Wait until every running member's client port accepts connections."""
+        """Wait until every running member accepts connections on its client and gateway ports."""
         deadline = time.monotonic() + timeout_s
         for node in self.nodes:
-            if not node.running():
-                continue
-            host, port = node.client.rsplit(":", 1)
-            while True:
-                if not node.running():
-                    raise RuntimeError(f"{node.name} exited: see {node.log_path}")
-                try:
-                    socket.create_connection((host, int(port)), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{node.name} did not open {node.client}") from None
-                    time.sleep(0.05)
+            for address in filter(None, (node.client, node.gateway)):
+                host, port = address.rsplit(":", 1)
+                while True:
+                    if not node.running():
+                        raise RuntimeError(f"{node.name} exited: see {node.log_path}")
+                    try:
+                        socket.create_connection((host, int(port)), timeout=0.5).close()
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"{node.name} did not open {address}") from None
+                        time.sleep(0.05)

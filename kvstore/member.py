@@ -31,6 +31,7 @@ class MemberConfig:
     name: str
     data_dir: Path
     listen_client: tuple[str, int]
+    listen_gateway: tuple[str, int] | None
     listen_peer: str
     peers: list[str]
     tokens: set[str]
@@ -102,6 +103,7 @@ def build_config(args) -> MemberConfig:
         name=args.name,
         data_dir=Path(args.data_dir),
         listen_client=parse_address(args.listen_client, "--listen-client"),
+        listen_gateway=parse_address(args.listen_gateway, "--listen-gateway") if args.listen_gateway else None,
         listen_peer=peer,
         peers=[address for name, address in cluster.items() if name != args.name],
         tokens=read_tokens(Path(args.token_file)),
@@ -127,6 +129,10 @@ async def run_member(config: MemberConfig, *, unsafe_local_reads: bool = False,
                  config.listen_peer, host, port, config.data_dir)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, host, port)
+            if config.listen_gateway:
+                from kvstore.gateway import serve_gateway
+                await nursery.start(serve_gateway, server, *config.listen_gateway)
+                log.info("event=gateway_listening member=%s address=%s:%s", config.name, *config.listen_gateway)
             task_status.started()
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:

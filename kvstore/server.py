@@ -15,6 +15,7 @@ promote-on-election rebase bound the damage to that skew.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -92,6 +93,8 @@ class KVServer:
         self.feed = feed
         self.token = trio.lowlevel.current_trio_token()
         self.connections = 0
+        # etcd's member ids are 64-bit numbers; ours is derived from the name, stable across restarts
+        self.member_id = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 1
 
     async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
@@ -181,11 +184,13 @@ class KVServer:
             if not isinstance(request_id, int) or isinstance(request_id, bool):
                 raise invalid("every request needs an integer id")
             if "cmd" in message:
-                reply = await self._command(message["cmd"], bool(message.get("serializable")))
+                reply = await self.execute(message["cmd"], bool(message.get("serializable")))
             elif "watch" in message:
                 limiter.release()
                 limiter = None
-                await self._watch(request_id, message["watch"], send, watches)
+                async def push(update: dict) -> None:
+                    await send({"id": request_id, **update})
+                await self.run_watch(request_id, message["watch"], push, watches)
                 return
             elif "cancel_watch" in message:
                 scope = watches.pop(message["cancel_watch"], None)
@@ -206,7 +211,8 @@ class KVServer:
             if limiter is not None:
                 limiter.release()
 
-    async def _command(self, command: Any, serializable: bool) -> dict:
+    async def execute(self, command: Any, serializable: bool = False) -> dict:
+        """Run one client command the way the client port does (the gateway uses it too)."""
         if not isinstance(command, dict):
             raise invalid("cmd must be a map")
         op = command.get("op")
@@ -232,9 +238,16 @@ class KVServer:
                                   ambiguous=True)
         if isinstance(result, KVError):
             raise result
-        return result[0] if isinstance(result, list) else result
+        result = result[0] if isinstance(result, list) else result
+        if "error" in result:
+            raise KVError.from_wire(result["error"])
+        return result
 
-    async def _watch(self, watch_id: int, spec: Any, send: Send, watches: dict) -> None:
+    async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
+        """Push {"created", "revision"}, then {"revision", "events"} whenever events for the
+        watched keys are applied (revision = the store's revision they were read at; each
+        event's kv has its own mod_revision; a revision is never split), until cancelled; {"canceled", "compact_revision"} if the start
+        revision is compacted. Both the msgpack port and the JSON gateway use this loop."""
         if not isinstance(spec, dict) or not isinstance(spec.get("key"), bytes) or not spec["key"]:
             raise invalid("watch needs a non-empty bytes key")
         key, range_end = spec["key"], spec.get("range_end") or None
@@ -245,16 +258,15 @@ class KVServer:
         next_revision = start or self.replica.revision + 1
         with trio.CancelScope() as scope:
             watches[watch_id] = scope
-            await send({"id": watch_id, "created": True, "revision": self.replica.revision})
+            await push({"created": True, "revision": self.replica.revision})
             while True:
                 try:
                     groups, read_at = self.replica.watch_events(next_revision, key, range_end, prev_kv)
                 except KVError as err:  # compacted: the watcher must re-read and start again
-                    await send({"id": watch_id, "canceled": True,
-                                "compact_revision": err.details.get("compact_revision", 0)})
+                    await push({"canceled": True, "compact_revision": err.details.get("compact_revision", 0)})
                     return
-                for group in groups:
-                    await send({"id": watch_id, "revision": group["revision"], "events": group["events"]})
+                if groups:  # like etcd: what is ready goes out together, never half a revision
+                    await push({"revision": read_at, "events": [e for g in groups for e in g["events"]]})
                 next_revision = max(next_revision, read_at + 1)
                 if self.replica.revision < next_revision:
                     await self.feed.wait_change()
