@@ -11,9 +11,11 @@ Theory of operation:
   locally, every write committed before the reads arrived is applied too, and the queued reads
   run right there on the Raft thread. A deposed leader cannot commit the barrier, so it times
   out instead of answering stale data. Many reads share one barrier.
-- Durability: the log is `kvstore.journal.DurableJournal`. It is synced (fdatasync) before any
-  message leaves this node and before the leader counts its own log toward a commit, so an
-  entry is acknowledged only once a quorum has it on disk.
+- Durability: the log is `kvstore.journal.DurableJournal`. Messages pysyncobj sends are queued;
+  before the poller blocks and after every tick the journal is synced (fdatasync) and only then
+  is the queue sent (etcd's Ready loop: persist, then send). The leader also syncs before it
+  counts its own log toward a commit. So an entry is acknowledged only once a quorum has it on
+  disk, with one sync per loop turn rather than one per message.
 - pysyncobj 0.3.17's leader moves a follower's nextIndex *back* to ack+1 on every success reply,
   even while later entries are in flight; the resend then makes the follower truncate entries it
   had acknowledged (measured; Raft §5.3 allows deleting only conflicting entries). Here a success
@@ -130,7 +132,15 @@ class Replica(SyncObj):
         self.journal: DurableJournal = self._SyncObj__raftLog
         transport = self._SyncObj__transport
         self._unsynced_send = transport.send
-        transport.send = self._send_after_sync
+        self._outbox: list[tuple[Any, dict]] = []
+        transport.send = self._queue_send
+        unflushed_poll = self._poller.poll
+
+        def poll_after_flush(timeout: float) -> Any:
+            self._flush()  # never block with messages (or unsynced entries) waiting
+            return unflushed_poll(timeout)
+
+        self._poller.poll = poll_after_flush
         self._notifier = PipeNotifier(self._poller)
         self._thread = threading.Thread(target=self._run, name="raft", daemon=True)
         self._thread.start()
@@ -222,13 +232,35 @@ class Replica(SyncObj):
                 self._propose_pending()
                 self._propose_lease_work()
                 self.doTick(self.timing.tick_s)
+                self._flush()
             except Exception:  # a bug must not silently stop replication: log it and go on
                 log.exception("event=raft_loop_error")
                 time.sleep(self.timing.tick_s)
 
-    def _send_after_sync(self, node, message) -> Any:
-        self.journal.sync()  # persist before any message that may acknowledge it leaves
-        return self._unsynced_send(node, message)
+    def _queue_send(self, node, message) -> bool:
+        self._outbox.append((node, message))
+        return True
+
+    def _flush(self) -> None:
+        """etcd's Ready loop: persist what was appended, then send what was queued. One sync
+        covers every entry and acknowledgement of a loop turn (not one sync per message).
+
+        A leader's AppendEntries go out before the sync: the leader may write its own log in
+        parallel with replicating it (Raft dissertation §10.2.1), because it counts itself
+        toward a commit only after its own sync (`_onTick`), so the commit index it announces
+        is durable on a quorum either way. Acknowledgements, votes and all else wait for it."""
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, []
+        rest = []
+        for node, message in outbox:
+            if message.get("type") == "append_entries":
+                self._unsynced_send(node, message)
+            else:
+                rest.append((node, message))
+        self.journal.sync()
+        for node, message in rest:
+            self._unsynced_send(node, message)
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's hook)
         # The leader counts its own log toward a commit at the start of a tick: sync it first.

@@ -25,6 +25,14 @@ def kv_cluster(tmp_path):
         cluster.stop()
 
 
+@pytest.fixture
+async def ready_cluster(kv_cluster):
+    """Three members with a leader elected: requests are answered, not refused for lack of one."""
+    cluster = kv_cluster(3)
+    await leader_of(cluster)
+    return cluster
+
+
 async def leader_of(cluster: LocalCluster, timeout_s: float = 15.0) -> int:
     """Index of the member that leads, once a leader is elected and known to a member."""
     async with KVClient(cluster.endpoints, cluster.token, timeout_s=timeout_s) as kv:

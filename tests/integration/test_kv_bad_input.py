@@ -10,7 +10,7 @@ import trio
 
 from kvstore.errors import KVError
 from kvstore.wire import FrameReader, frame
-from tests.integration.conftest import client_for, leader_of
+from tests.integration.conftest import client_for
 
 
 async def raw_exchange(endpoint: str, *chunks: bytes, token: str | None = None) -> list[dict] | None:
@@ -49,10 +49,8 @@ async def still_serves(cluster) -> None:
 
 
 @pytest.fixture
-async def cluster(kv_cluster):
-    cluster = kv_cluster(3)
-    await leader_of(cluster)
-    return cluster
+def cluster(ready_cluster):
+    return ready_cluster
 
 
 async def test_wrong_token_is_refused_with_unauthenticated(cluster):

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import leader_of
 
 
 def ketch(cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -19,10 +18,8 @@ def ketch(cluster, *args: str, stdin: str | None = None) -> subprocess.Completed
 
 
 @pytest.fixture
-async def cluster(kv_cluster):
-    cluster = kv_cluster(3)
-    await leader_of(cluster)
-    return cluster
+def cluster(ready_cluster):
+    return ready_cluster
 
 
 async def test_put_get_del_like_etcdctl(cluster):

@@ -144,9 +144,10 @@ class KVStoreMachine(RuleBasedStateMachine):
 
     # --- key-value rules ----------------------------------------------------------------
 
-    @rule(key=keys, value=values, lease=st.sampled_from([0, 0, 0, 1, 2, 3, 99]),
-          prev=st.booleans(), tag=st.booleans())
-    def put(self, key, value, lease, prev, tag):
+    @rule(key=keys, value=values, data=st.data(), prev=st.booleans(), tag=st.booleans())
+    def put(self, key, value, data, prev, tag):
+        # mostly leases that exist, so that revocation and expiry have keys to delete
+        lease = data.draw(st.sampled_from([0, 99] + sorted(self.model.leases) * 3), label="lease")
         command, tagged = self.maybe_tagged(c.put(key, value, lease=lease, prev_kv=prev), tag)
         result, prev_kv = self.both(command, lambda: self.model.do_put(key, value, lease))
         if result is not None:
@@ -338,6 +339,9 @@ class KVStoreMachine(RuleBasedStateMachine):
         if compact >= 2:
             with pytest.raises(KVError) as info:
                 self.store.watch_events(compact - 1, b"\0", b"\0")
+            assert info.value.code == "COMPACTED"
+            with pytest.raises(KVError) as info:
+                self.store.apply(c.range_(b"\0", b"\0", revision=compact - 1))
             assert info.value.code == "COMPACTED"
         start = max(compact, 1)
         expected = [(rev, [(t, k, model_kv(k, kv), model_kv(k, prev)) for t, k, kv, prev in events])

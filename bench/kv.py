@@ -1,0 +1,232 @@
+"""kv benchmark, shaped like etcd's: the same load generator against Ketch and a real etcd.
+
+    python bench/kv.py --target both                      # the default plan, both stores
+    python bench/kv.py --target ketch --workload put --clients 16 --duration 10
+    python bench/kv.py --target etcd --endpoints 127.0.0.1:2379 --workload range-l --clients 16
+
+The generator speaks etcd's v3 JSON gateway (kvstore.gateway_client), one persistent HTTP/1.1
+connection per client, clients spread over --procs processes so the GIL is not the limit, as in
+the reference measurements (shared/reference/etcd.md §1a). Keys are drawn uniformly from
+--key-space preloaded keys; values are --val-size bytes.
+
+Workloads: put; range-l (linearizable get); range-s (serializable get); update (Kubernetes'
+read-modify-write: get, then txn mod_revision == what was read, then put).
+With --target both it starts a 3-member etcd (Debian's etcd-server) and a 3-member Ketch on
+loopback, runs each workload against both in one run, and prints Ketch/etcd ratios. The machine
+is shared and noisy: compare the ratios, not the absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kvstore.gateway_client import EtcdJSONClient, GatewayError  # noqa: E402
+
+DEFAULT_PLAN = [("put", 1), ("put", 16), ("put", 64), ("range-l", 16), ("range-s", 16), ("update", 16)]
+
+
+def key_name(i: int) -> bytes:
+    return b"bench/k%08d" % i
+
+
+def run_client(endpoint: str, token: str | None, workload: str, key_space: int, value: bytes,
+               deadline: float, warmup_end: float, seed: int) -> tuple[list[float], int, int]:
+    rng = random.Random(seed)
+    client = EtcdJSONClient(endpoint, token)
+    latencies, errors, conflicts = [], 0, 0
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        key = key_name(rng.randrange(key_space))
+        try:
+            if workload == "put":
+                client.put(key, value)
+            elif workload == "range-l":
+                client.range(key)
+            elif workload == "range-s":
+                client.range(key, serializable=True)
+            else:
+                current = client.range(key)
+                revision = int(current["kvs"][0]["mod_revision"]) if "kvs" in current else 0
+                if not client.cas_put(key, value, revision).get("succeeded"):
+                    conflicts += 1
+        except (GatewayError, OSError):
+            errors += 1
+            continue
+        if now >= warmup_end:
+            latencies.append(time.perf_counter() - now)
+    return latencies, errors, conflicts
+
+
+def run_process(job: dict) -> tuple[list[float], int, int]:
+    results = [None] * len(job["clients"])
+
+    def one(i: int, endpoint: str) -> None:
+        results[i] = run_client(endpoint, job["token"], job["workload"], job["key_space"], job["value"],
+                                job["deadline"], job["warmup_end"], job["seed"] + i)
+
+    threads = [threading.Thread(target=one, args=(i, endpoint)) for i, endpoint in enumerate(job["clients"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies = [lat for r in results for lat in r[0]]
+    return latencies, sum(r[1] for r in results), sum(r[2] for r in results)
+
+
+def measure(endpoints: list[str], token: str | None, workload: str, clients: int, procs: int,
+            duration_s: float, warmup_s: float, key_space: int, val_size: int) -> dict:
+    start = time.perf_counter() + 0.5
+    warmup_end = start + warmup_s
+    deadline = warmup_end + duration_s
+    procs = max(1, min(procs, clients))
+    assignments = [[endpoints[i % len(endpoints)] for i in range(clients)][p::procs] for p in range(procs)]
+    jobs = [{"clients": a, "token": token, "workload": workload, "key_space": key_space,
+             "value": b"v" * val_size, "deadline": deadline, "warmup_end": warmup_end, "seed": 1000 * p}
+            for p, a in enumerate(assignments)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(run_process, jobs)
+    latencies = sorted(lat for part in parts for lat in part[0])
+    count = len(latencies)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(count - 1, int(p * count))] * 1000, 2) if count else float("nan")
+
+    return {"workload": workload, "clients": clients, "ops": count, "ops_per_s": round(count / duration_s, 1),
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if count else float("nan"),
+            "errors": sum(p[1] for p in parts), "cas_conflicts": sum(p[2] for p in parts)}
+
+
+def preload(endpoints: list[str], token: str | None, key_space: int, val_size: int) -> None:
+    def load(part: range, endpoint: str) -> None:
+        client = EtcdJSONClient(endpoint, token)
+        for i in part:
+            client.put(key_name(i), b"v" * val_size)
+    parts = [range(start, key_space, 8) for start in range(8)]
+    threads = [threading.Thread(target=load, args=(part, endpoints[i % len(endpoints)]))
+               for i, part in enumerate(parts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def start_target(name: str, work_dir: Path):
+    if name == "etcd":
+        from kvstore.anchor import EtcdCluster
+        cluster = EtcdCluster(work_dir / "etcd", members=3)
+        cluster.start()
+        return cluster, cluster.endpoints, None
+    from kvstore.local_cluster import LocalCluster
+    cluster = LocalCluster(work_dir / "ketch", members=3)
+    cluster.start()
+    cluster.wait_ready()
+    client = EtcdJSONClient(cluster.gateways[0], cluster.token)
+    deadline = time.monotonic() + 30
+    while True:  # wait for a leader: a write goes through
+        try:
+            client.put(b"bench/ready", b"1")
+            break
+        except (GatewayError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    return cluster, cluster.gateways, cluster.token
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'target':6} {'workload':8} {'clients':>7} {'ops/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for r in rows:
+        print(f"{r['target']:6} {r['workload']:8} {r['clients']:7} {r['ops_per_s']:9} {r['p50_ms']:8} "
+              f"{r['p90_ms']:8} {r['p99_ms']:8} {r['errors']:6}")
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    out = []
+    etcd = {(r["workload"], r["clients"]): r for r in rows if r["target"] == "etcd"}
+    for r in rows:
+        anchor = etcd.get((r["workload"], r["clients"]))
+        if r["target"] == "ketch" and anchor and anchor["ops_per_s"]:
+            out.append({"workload": r["workload"], "clients": r["clients"],
+                        "throughput_ratio": round(r["ops_per_s"] / anchor["ops_per_s"], 3),
+                        "p99_ratio": round(r["p99_ms"] / anchor["p99_ms"], 3) if anchor["p99_ms"] else None})
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", choices=["ketch", "etcd", "both"], default="both")
+    parser.add_argument("--endpoints", help="use a running cluster's gateway endpoints instead of starting one")
+    parser.add_argument("--token", help="bearer token for --endpoints (Ketch)")
+    parser.add_argument("--workload", choices=["put", "range-l", "range-s", "update"],
+                        help="one workload (default: the plan " + ", ".join(f"{w}/{c}" for w, c in DEFAULT_PLAN) + ")")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--conns", type=int, help="accepted for etcd benchmark compatibility: one connection per client")
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per workload")
+    parser.add_argument("--total", type=int, help="not supported: use --duration (runs are time-bounded)")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--key-space", type=int, default=10_000)
+    parser.add_argument("--val-size", type=int, default=256)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kv.json")
+    args = parser.parse_args()
+    if args.total:
+        parser.error("--total is not supported; runs are bounded by --duration")
+    if args.clients < 1 or args.duration <= 0 or args.key_space < 1 or args.duration > 600:
+        parser.error("--clients >= 1, 0 < --duration <= 600, --key-space >= 1")
+    plan = [(args.workload, args.clients)] if args.workload else DEFAULT_PLAN
+    targets = ["etcd", "ketch"] if args.target == "both" else [args.target]
+    if args.endpoints and len(targets) > 1:
+        parser.error("--endpoints needs one --target")
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp:
+        for target in targets:
+            cluster = None
+            if args.endpoints:
+                endpoints, token = args.endpoints.split(","), args.token
+            else:
+                cluster, endpoints, token = start_target(target, Path(tmp))
+            try:
+                preload(endpoints, token, args.key_space, args.val_size)
+                for workload, clients in plan:
+                    row = {"target": target, **measure(endpoints, token, workload, clients, args.procs,
+                                                        args.duration, args.warmup, args.key_space, args.val_size)}
+                    rows.append(row)
+                    print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, "
+                          f"p99 {row['p99_ms']} ms", flush=True)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+    print()
+    print_table(rows)
+    compared = ratios(rows)
+    if compared:
+        print(f"\n{'workload':8} {'clients':>7} {'ketch/etcd ops/s':>17} {'ketch/etcd p99':>15}")
+        for r in compared:
+            print(f"{r['workload']:8} {r['clients']:7} {r['throughput_ratio']:17} {r['p99_ratio']!s:>15}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "kv", "cpus": os.cpu_count(), "duration_s": args.duration,
+                                    "val_size": args.val_size, "key_space": args.key_space,
+                                    "results": rows, "ratios": compared}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
