@@ -56,6 +56,7 @@ class LocalCluster:
     gateway_ports: list[int] | None = None
     extra_args: list[str] = field(default_factory=list)
     nodes: list[MemberProcess] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir)
@@ -84,7 +85,20 @@ class LocalCluster:
         return self.token_file.read_text().split()[0]
 
     def initial_cluster(self) -> str:
-        return ",".join(f"{node.name}={node.peer}" for node in self.nodes)
+        return ",".join(f"{node.name}={node.peer}" for node in self.nodes if node.name not in self.removed)
+
+    def add_node(self) -> int:
+        """A new member's place (fresh ports and data dir); start it with restart(i) after
+        `ketch kv member add` has told the cluster about its peer address."""
+        n = len(self.nodes) + 1
+        self.nodes.append(MemberProcess(f"m{n}", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}",
+                                        self.base_dir / f"m{n}", self.base_dir / f"m{n}.log",
+                                        gateway=f"127.0.0.1:{free_port()}"))
+        return n - 1
+
+    def forget(self, i: int) -> None:
+        """Leave member i out of the cluster definition new members are started with."""
+        self.removed.add(self.nodes[i].name)
 
     def start(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -141,9 +155,12 @@ class LocalCluster:
                 node.process.wait()
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
-        """Wait until every running member accepts connections on its client and gateway ports."""
+        """Wait until every started member accepts connections on its client and gateway ports.
+        A member that exited by itself (a crash, bad config) is an error; see its log."""
         deadline = time.monotonic() + timeout_s
         for node in self.nodes:
+            if node.process is None or (node.process.poll() is not None and node.process.returncode < 0):
+                continue  # never started, or stopped by a signal on purpose (kill, stop)
             for address in filter(None, (node.client, node.gateway)):
                 host, port = address.rsplit(":", 1)
                 while True:

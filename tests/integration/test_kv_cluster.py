@@ -152,3 +152,52 @@ async def test_watch_replays_old_revisions_and_refuses_compacted_ones(kv_cluster
                 async for _ in groups:
                     pass
         assert info.value.code == "COMPACTED" and info.value.details["compact_revision"] == revisions[3]
+
+
+async def test_a_watch_resumes_on_another_member_when_its_member_dies(kv_cluster):
+    cluster = kv_cluster(3)
+    leader = await leader_of(cluster)
+    watched = (leader + 1) % 3  # a follower: killing it leaves a quorum
+    async with client_for(cluster, leader) as writer, client_for(cluster, watched, (watched + 1) % 3) as kv:
+        async with kv.watch(b"feed/", c.prefix_end(b"feed/")) as groups:
+            await writer.put(b"feed/1", b"a")
+            got = []
+            with trio.fail_after(20):
+                async for group in groups:
+                    got += [e["kv"]["value"] for e in group["events"]]
+                    if got == [b"a"]:
+                        cluster.kill(watched)
+                        for value in (b"b", b"c"):
+                            await writer.put(b"feed/" + value, value)
+                    if len(got) == 3:
+                        break
+    assert got == [b"a", b"b", b"c"]
+
+
+async def test_a_dead_member_is_replaced_through_membership_changes(kv_cluster):
+    cluster = kv_cluster(3)
+    leader = await leader_of(cluster)
+    dead = (leader + 1) % 3
+    async with client_for(cluster, leader, timeout_s=20) as kv:
+        for i in range(50):
+            await kv.put(b"data/%02d" % i, b"v")
+        cluster.kill(dead)
+        await kv.member_remove(cluster.nodes[dead].peer)
+        cluster.forget(dead)
+        new = cluster.add_node()
+        members = await kv.member_add(cluster.nodes[new].peer)
+        assert cluster.nodes[new].peer in members["members"]
+        assert cluster.nodes[dead].peer not in members["members"]
+    cluster.restart(new)
+    cluster.wait_ready()
+    async with client_for(cluster, new, timeout_s=20) as kv:
+        with trio.fail_after(20):
+            while (await kv.range(b"data/", c.prefix_end(b"data/"), serializable=True))["count"] < 50:
+                await trio.sleep(0.2)
+    # The new member votes: with the old leader gone too, it and the last original member
+    # are a quorum of three and keep accepting writes.
+    cluster.kill(leader)
+    survivor = next(i for i in range(3) if i not in (leader, dead))
+    async with client_for(cluster, survivor, new, timeout_s=30) as kv:
+        await kv.put(b"after", b"replacement")
+        assert (await kv.get(b"after"))["value"] == b"replacement"

@@ -52,8 +52,9 @@ def write_and_wait(replicas, count: int) -> int:
         done.release()
 
     deadline = time.monotonic() + 20
-    while not any(r.is_leader() for r in replicas):
-        assert time.monotonic() < deadline, "no leader elected"
+    # Every replica must know the leader: one that does not yet refuses writes (not applied).
+    while not (any(r.is_leader() for r in replicas) and all(r.leader() for r in replicas)):
+        assert time.monotonic() < deadline, "no leader elected and known to all"
         time.sleep(0.05)
     for i in range(count):
         replicas[i % len(replicas)].submit_write(c.put(b"k%d" % i, b"v"), finished)
