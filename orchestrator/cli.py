@@ -7,6 +7,7 @@ import sys
 
 from kvstore.cli import add_kv_parser, run_kv
 from orchestrator import __version__
+from orchestrator.check_cli import add_check_parser, run_check
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ketch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_kv_parser(subparsers)
+    add_check_parser(subparsers)
     return parser
 
 
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "kv":
         return run_kv(args)
+    if args.command == "check":
+        return run_check(args)
     return 2
 
 

@@ -44,3 +44,23 @@ def test_no_command_prints_usage_and_exits_2():
 def test_unknown_command_is_a_usage_error():
     proc = run("frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_check_exit_codes_follow_the_verdict(tmp_path):
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text('{"process": 0, "type": "invoke", "f": "write", "value": 1}\n'
+                  '{"process": 0, "type": "ok", "f": "write", "value": 1}\n'
+                  '{"process": 1, "type": "invoke", "f": "read", "value": null}\n'
+                  '{"process": 1, "type": "ok", "f": "read", "value": 1}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(ok.read_text().replace('"ok", "f": "read", "value": 1', '"ok", "f": "read", "value": 2'))
+    timeline = tmp_path / "t.html"
+    assert run("check", str(ok)).returncode == 0
+    result = run("check", str(bad), "--html", str(timeline))
+    assert result.returncode == 1 and "No order can include" in result.stdout
+    assert "not linearizable" in timeline.read_text()
+    assert run("check", str(ok), "--budget", "1").returncode == 2
+    garbage = tmp_path / "garbage"
+    garbage.write_text("{not a history\n")
+    unreadable = run("check", str(garbage), "--format", "json")
+    assert unreadable.returncode == 2 and "line 1" in unreadable.stderr
