@@ -85,3 +85,61 @@ def test_no_entry_is_acknowledged_before_it_is_on_disk(tmp_path, monkeypatch, fs
         assert all(r.journal.syncs > 0 for r in replicas)
     else:
         assert violations, "the check did not notice acknowledgements of entries not on disk"
+
+
+def watch_truncations(replicas: list[Replica]) -> list:
+    """Record every time a member drops log entries it had already acknowledged."""
+    acked = {id(r): 0 for r in replicas}
+    truncated: list = []
+    for replica in replicas:
+        send = replica._unsynced_send
+
+        def spy_send(node, message, send=send, replica=replica):
+            if message.get("type") == "next_node_idx" and message.get("success"):
+                acked[id(replica)] = max(acked[id(replica)], message["next_node_idx"] - 1)
+            return send(node, message)
+
+        replica._unsynced_send = spy_send
+        journal = replica.journal
+        delete_from = journal.deleteEntriesFrom
+
+        def spy_delete(position, journal=journal, delete_from=delete_from, replica=replica):
+            if position < len(journal) and journal[position][1] <= acked[id(replica)]:
+                truncated.append((journal[position][1], acked[id(replica)]))
+            return delete_from(position)
+
+        journal.deleteEntriesFrom = spy_delete
+    return truncated
+
+
+@pytest.mark.parametrize("fix", [True, False], ids=["with-fix", "pysyncobj-as-shipped"])
+def test_followers_never_truncate_acknowledged_entries(tmp_path, monkeypatch, fix):
+    """pysyncobj 0.3.17 moves nextIndex back on every success reply while later entries are in
+    flight; the resend made followers cut entries they had acknowledged (Raft §5.3 allows only
+    conflicting ones). The replica keeps nextIndex from moving back."""
+    if not fix:
+        def as_shipped(self, node, message):
+            return super(Replica, self)._SyncObj__onMessageReceived(node, message)
+        monkeypatch.setattr(Replica, "_SyncObj__onMessageReceived", as_shipped)
+    replicas = start_replicas(tmp_path)
+    truncated = watch_truncations(replicas)
+    try:
+        deadline = time.monotonic() + 20
+        while not (any(r.is_leader() for r in replicas) and all(r.leader() for r in replicas)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        leader = next(r for r in replicas if r.is_leader())
+        window = threading.Semaphore(2000)
+        end = time.monotonic() + 6
+        i = 0
+        while time.monotonic() < end and (fix or not truncated):
+            window.acquire()
+            leader.submit_write(c.put(b"k%d" % (i % 1000), b"v" * 2000), lambda result: window.release())
+            i += 1
+    finally:
+        for replica in replicas:
+            replica.close()
+    if fix:
+        assert truncated == [], f"acknowledged entries truncated: {truncated[:5]}"
+    else:
+        assert truncated, "pysyncobj as shipped did not show the truncation in this run"
