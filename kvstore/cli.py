@@ -51,6 +51,9 @@ def add_kv_parser(subparsers) -> None:
     serve.add_argument("--token-file", dest="serve_token_file", required=True,
                        help="accepted client tokens, one per line")
     serve.add_argument("--peer-secret-file", required=True, help="the members' shared secret (mode 0600)")
+    serve.add_argument("--unsafe-local-reads", action="store_true",
+                       help="TEACHING SWITCH: serve every read from local state (stale under partitions), "
+                            "to show that ketch chaos catches non-linearizable reads")
 
     up = add("up", help="run a local cluster on loopback until Ctrl-C (what `make up` runs)")
     up.add_argument("--dir", default=".ketch/kv", help="data, tokens, secret and logs")

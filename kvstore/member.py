@@ -111,7 +111,7 @@ def build_config(args) -> MemberConfig:
     )
 
 
-async def run_member(config: MemberConfig, *, unsafe_local_reads: bool = False,
+async def run_member(config: MemberConfig, unsafe_local_reads: bool = False, *,
                      task_status=trio.TASK_STATUS_IGNORED) -> None:
     from kvstore.replica import Replica
     from kvstore.server import KVServer, RevisionFeed
@@ -123,7 +123,9 @@ async def run_member(config: MemberConfig, *, unsafe_local_reads: bool = False,
     except Exception as err:  # pysyncobj raises SyncObjException('BindError') and the like
         raise ConfigError(f"cannot start the raft replica on {config.listen_peer}: {err}") from None
     try:
-        server = KVServer(replica, config.tokens, config.name, feed)
+        server = KVServer(replica, config.tokens, config.name, feed, unsafe_local_reads)
+        if unsafe_local_reads:
+            log.warning("event=unsafe_local_reads member=%s note=reads may be stale: for teaching only", config.name)
         host, port = config.listen_client
         log.info("event=member_start name=%s peer=%s client=%s:%s data_dir=%s", config.name,
                  config.listen_peer, host, port, config.data_dir)
@@ -149,7 +151,7 @@ def serve(args) -> int:
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     try:
         config = build_config(args)
-        trio.run(run_member, config)
+        trio.run(run_member, config, getattr(args, "unsafe_local_reads", False))
     except ConfigError as err:
         print(f"ketch kv serve: {err}", file=sys.stderr)
         return 2

@@ -86,8 +86,13 @@ class RevisionFeed:
 
 
 class KVServer:
-    def __init__(self, replica: Replica, tokens: set[str], name: str, feed: RevisionFeed) -> None:
+    def __init__(self, replica: Replica, tokens: set[str], name: str, feed: RevisionFeed,
+                 unsafe_local_reads: bool = False) -> None:
         self.replica = replica
+        # A teaching switch (`ketch kv serve --unsafe-local-reads`): every read is served from
+        # local state, as pysyncobj alone would. It breaks linearizability under partitions,
+        # on purpose, so that the chaos harness has something to catch.
+        self.unsafe_local_reads = unsafe_local_reads
         self.tokens = tokens
         self.name = name
         self.feed = feed
@@ -222,7 +227,7 @@ class KVServer:
             command = {**command, "now": time.time()}
         parse_command(command)  # refuse malformed commands here, before they cost a log entry
         if op in READ_OPS:
-            if serializable:
+            if serializable or self.unsafe_local_reads:
                 return self.replica.read_local([command])[0]
             reply = Reply(self.token)
             self.replica.submit_reads([command], reply)

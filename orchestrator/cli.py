@@ -7,6 +7,7 @@ import sys
 
 from kvstore.cli import add_kv_parser, run_kv
 from orchestrator import __version__
+from orchestrator.chaos_cli import add_chaos_parser, run_chaos
 from orchestrator.check_cli import add_check_parser, run_check
 
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_kv_parser(subparsers)
     add_check_parser(subparsers)
+    add_chaos_parser(subparsers)
     return parser
 
 
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_kv(args)
     if args.command == "check":
         return run_check(args)
+    if args.command == "chaos":
+        return run_chaos(args)
     return 2
 
 

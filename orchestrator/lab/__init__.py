@@ -1,0 +1,1 @@
+"""The lab: hosts (network namespaces or loopback addresses), faults, workloads, chaos runs."""
