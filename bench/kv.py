@@ -43,13 +43,14 @@ def key_name(i: int) -> bytes:
 
 
 def run_client(endpoint: str, token: str | None, workload: str, key_space: int, value: bytes,
-               deadline: float, warmup_end: float, seed: int) -> tuple[list[float], int, int]:
+               deadline: float, warmup_end: float, seed: int, quota: int = 0) -> tuple[list[float], int, int]:
+    """Run ops until `deadline`, or, with a quota, until this client has done `quota` of them."""
     rng = random.Random(seed)
     client = EtcdJSONClient(endpoint, token)
     latencies, errors, conflicts = [], 0, 0
     while True:
         now = time.perf_counter()
-        if now >= deadline:
+        if (quota and len(latencies) >= quota) or (not quota and now >= deadline):
             break
         key = key_name(rng.randrange(key_space))
         try:
@@ -67,7 +68,7 @@ def run_client(endpoint: str, token: str | None, workload: str, key_space: int, 
         except (GatewayError, OSError):
             errors += 1
             continue
-        if now >= warmup_end:
+        if quota or now >= warmup_end:
             latencies.append(time.perf_counter() - now)
     return latencies, errors, conflicts
 
@@ -77,7 +78,7 @@ def run_process(job: dict) -> tuple[list[float], int, int]:
 
     def one(i: int, endpoint: str) -> None:
         results[i] = run_client(endpoint, job["token"], job["workload"], job["key_space"], job["value"],
-                                job["deadline"], job["warmup_end"], job["seed"] + i)
+                                job["deadline"], job["warmup_end"], job["seed"] + i, job["quota"])
 
     threads = [threading.Thread(target=one, args=(i, endpoint)) for i, endpoint in enumerate(job["clients"])]
     for thread in threads:
@@ -89,19 +90,24 @@ def run_process(job: dict) -> tuple[list[float], int, int]:
 
 
 def measure(endpoints: list[str], token: str | None, workload: str, clients: int, procs: int,
-            duration_s: float, warmup_s: float, key_space: int, val_size: int) -> dict:
+            duration_s: float, warmup_s: float, key_space: int, val_size: int, total: int = 0) -> dict:
+    """Time-bounded (duration after a warmup), or with `total`: exactly that many ops, timed."""
+    started_at = time.perf_counter()
     start = time.perf_counter() + 0.5
     warmup_end = start + warmup_s
     deadline = warmup_end + duration_s
     procs = max(1, min(procs, clients))
     assignments = [[endpoints[i % len(endpoints)] for i in range(clients)][p::procs] for p in range(procs)]
     jobs = [{"clients": a, "token": token, "workload": workload, "key_space": key_space,
-             "value": b"v" * val_size, "deadline": deadline, "warmup_end": warmup_end, "seed": 1000 * p}
+             "value": b"v" * val_size, "deadline": deadline, "warmup_end": warmup_end, "seed": 1000 * p,
+             "quota": -(-total // clients) if total else 0}
             for p, a in enumerate(assignments)]
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         parts = pool.map(run_process, jobs)
     latencies = sorted(lat for part in parts for lat in part[0])
     count = len(latencies)
+    if total:
+        duration_s = time.perf_counter() - started_at - 0.5  # the ops ran from start to now
 
     def pct(p: float) -> float:
         return round(latencies[min(count - 1, int(p * count))] * 1000, 2) if count else float("nan")
@@ -176,17 +182,17 @@ def main() -> int:
     parser.add_argument("--workload", choices=["put", "range-l", "range-s", "update"],
                         help="one workload (default: the plan " + ", ".join(f"{w}/{c}" for w, c in DEFAULT_PLAN) + ")")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--conns", type=int, help="accepted for etcd benchmark compatibility: one connection per client")
+    parser.add_argument("--conns", type=int, help="accepted for etcd benchmark compatibility; HTTP/1.1 cannot "
+                        "share a connection between concurrent requests, so each client has its own")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per workload")
-    parser.add_argument("--total", type=int, help="not supported: use --duration (runs are time-bounded)")
+    parser.add_argument("--total", type=int, default=0,
+                        help="run exactly this many ops per workload (split over the clients) instead of --duration")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--key-space", type=int, default=10_000)
     parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kv.json")
     args = parser.parse_args()
-    if args.total:
-        parser.error("--total is not supported; runs are bounded by --duration")
     if args.clients < 1 or args.duration <= 0 or args.key_space < 1 or args.duration > 600:
         parser.error("--clients >= 1, 0 < --duration <= 600, --key-space >= 1")
     plan = [(args.workload, args.clients)] if args.workload else DEFAULT_PLAN
@@ -206,7 +212,8 @@ def main() -> int:
                 preload(endpoints, token, args.key_space, args.val_size)
                 for workload, clients in plan:
                     row = {"target": target, **measure(endpoints, token, workload, clients, args.procs,
-                                                        args.duration, args.warmup, args.key_space, args.val_size)}
+                                                        args.duration, args.warmup, args.key_space, args.val_size,
+                                                        args.total)}
                     rows.append(row)
                     print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, "
                           f"p99 {row['p99_ms']} ms", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from kvstore import linearizability as lin
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "porcupine-kv"
+TESTDATA = Path(os.environ.get("KETCH_TESTDATA") or
+                Path(__file__).resolve().parents[2].parent / "shared" / "testdata") / "porcupine-kv"
 
 
 def verdict(text: str, model=lin.REGISTER, budget: int = 2_000_000) -> lin.Verdict:
