@@ -61,11 +61,13 @@ def _b64(body: dict, name: str) -> bytes | None:
 
 
 def _int(body: dict, name: str, default: int = 0) -> int:
+    """etcd's JSON takes int64 as a number or a decimal string."""
     value = body.get(name, default)
-    try:
-        return int(value) if not isinstance(value, bool) else int("x")
-    except (TypeError, ValueError):
-        raise invalid(f"{name} must be an integer") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise invalid(f"{name} must be an integer")
 
 
 def _flag(body: dict, name: str) -> bool:

@@ -366,8 +366,8 @@ def operations(events: list[Event]) -> list[Operation]:
             value = None
         elif invoke.f == "cas" and isinstance(value, list):
             value = tuple(value)
-        if invoke.f in ("read", "get") and event.type == "ok" and output is None and invoke.f == "get":
-            output = ""
+        if invoke.f == "get" and output is None:
+            output = ""  # the kv model's missing key reads as the empty string
         ops.append(Operation(invoke.process, invoke.f, invoke.key, value, output, invoke.time, ret, start_index))
     for start_index, invoke in pending.values():
         value = tuple(invoke.value) if invoke.f == "cas" and isinstance(invoke.value, list) else invoke.value

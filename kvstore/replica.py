@@ -281,12 +281,15 @@ class Replica(SyncObj):
         with self._pending_lock:
             writes, self._pending_writes = self._pending_writes, []
             reads, self._pending_reads = self._pending_reads, []
-        while writes:
-            batch, size = [], 0
-            while writes and (not batch or size + _size_hint(writes[0][0]) <= MAX_BATCH_BYTES):
-                batch.append(writes.pop(0))
-                size += _size_hint(batch[-1][0])
+        start = 0
+        while start < len(writes):  # as few batches as MAX_BATCH_BYTES allows
+            end, size = start, 0
+            while end < len(writes) and (end == start or size + _size_hint(writes[end][0]) <= MAX_BATCH_BYTES):
+                size += _size_hint(writes[end][0])
+                end += 1
+            batch = writes[start:end]
             self._propose([command for command, _ in batch], _fan_out([done for _, done in batch]))
+            start = end
         if reads:
             self._propose([], self._run_reads_after_barrier(reads))
 

@@ -160,12 +160,8 @@ class Lab:
                 self.stop(process, timeout_s=3)
             except ProcessLookupError:
                 pass
-        if self.fabric is not None or self.hosts and self.hosts[0].netns:
-            for host in self.hosts:
-                if host.netns:
-                    subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
-            if self.fabric:
-                subprocess.run(["ip", "netns", "del", self.fabric], capture_output=True)
+        for name in [host.netns for host in self.hosts if host.netns] + [self.fabric] * bool(self.fabric):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)  # its veths go with it
 
     def __enter__(self) -> Lab:
         return self
