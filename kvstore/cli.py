@@ -36,9 +36,9 @@ def add_kv_parser(subparsers) -> None:
     sub = kv.add_subparsers(dest="kv_command", metavar="COMMAND", required=True)
     add = sub.add_parser
 
-    def client_parser(name, **kw):
+    def client(name, **kw):
+        """A client subcommand: it takes the client flags too."""
         return add(name, parents=[common], **kw)
-    sub.add_parser = client_parser
 
     serve = add("serve", help="run one kv member")
     serve.add_argument("--name", required=True)
@@ -65,13 +65,13 @@ def add_kv_parser(subparsers) -> None:
     secret.add_argument("action", choices=["new"])
     secret.add_argument("path")
 
-    put = sub.add_parser("put", help="put KEY VALUE")
+    put = client("put", help="put KEY VALUE")
     put.add_argument("key")
     put.add_argument("value")
     put.add_argument("--lease", type=lambda s: int(s, 16), default=0, help="lease id (hex)")
     put.add_argument("--prev-kv", action="store_true")
 
-    get = sub.add_parser("get", help="get KEY [RANGE_END]")
+    get = client("get", help="get KEY [RANGE_END]")
     get.add_argument("key")
     get.add_argument("range_end", nargs="?")
     get.add_argument("--prefix", action="store_true")
@@ -82,20 +82,20 @@ def add_kv_parser(subparsers) -> None:
     get.add_argument("--count-only", action="store_true")
     get.add_argument("--consistency", choices=["l", "s"], default="l")
 
-    delete = sub.add_parser("del", help="del KEY [RANGE_END]")
+    delete = client("del", help="del KEY [RANGE_END]")
     delete.add_argument("key")
     delete.add_argument("range_end", nargs="?")
     delete.add_argument("--prefix", action="store_true")
     delete.add_argument("--prev-kv", action="store_true")
 
-    txn = sub.add_parser("txn", help="a transaction from a JSON file or stdin: "
+    txn = client("txn", help="a transaction from a JSON file or stdin: "
                                      '{"compare": [...], "success": [...], "failure": [...]}')
     txn.add_argument("file", nargs="?", default="-")
 
-    compact = sub.add_parser("compact", help="compact REVISION")
+    compact = client("compact", help="compact REVISION")
     compact.add_argument("revision", type=int)
 
-    watch = sub.add_parser("watch", help="watch KEY [RANGE_END]")
+    watch = client("watch", help="watch KEY [RANGE_END]")
     watch.add_argument("key")
     watch.add_argument("range_end", nargs="?")
     watch.add_argument("--prefix", action="store_true")
@@ -103,17 +103,17 @@ def add_kv_parser(subparsers) -> None:
     watch.add_argument("--prev-kv", action="store_true")
     watch.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
 
-    lease = sub.add_parser("lease", help="grant TTL | revoke ID | keepalive ID | ttl ID")
+    lease = client("lease", help="grant TTL | revoke ID | keepalive ID | ttl ID")
     lease.add_argument("action", choices=["grant", "revoke", "keepalive", "ttl"])
     lease.add_argument("arg")
     lease.add_argument("--keys", action="store_true")
     lease.add_argument("--once", action="store_true", help="keepalive: one renewal, then exit")
 
-    member = sub.add_parser("member", help="list | add PEER | remove PEER")
+    member = client("member", help="list | add PEER | remove PEER")
     member.add_argument("action", choices=["list", "add", "remove"])
     member.add_argument("peer", nargs="?")
 
-    sub.add_parser("status", help="the answering member's status")
+    client("status", help="the answering member's status")
 
 
 def _client_flags(parser: argparse.ArgumentParser, defaults: argparse.Namespace | None) -> None:

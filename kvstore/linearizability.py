@@ -361,19 +361,23 @@ def operations(events: list[Event]) -> list[Operation]:
             output, ret = UNKNOWN_OUTPUT, math.inf
         else:
             output, ret = event.value, event.time
-        value = invoke.value
-        if invoke.f in ("read", "get"):
-            value = None
-        elif invoke.f == "cas" and isinstance(value, list):
-            value = tuple(value)
+        value = _op_input(invoke)
         if invoke.f == "get" and output is None:
             output = ""  # the kv model's missing key reads as the empty string
         ops.append(Operation(invoke.process, invoke.f, invoke.key, value, output, invoke.time, ret, start_index))
     for start_index, invoke in pending.values():
-        value = tuple(invoke.value) if invoke.f == "cas" and isinstance(invoke.value, list) else invoke.value
-        ops.append(Operation(invoke.process, invoke.f, invoke.key, value, UNKNOWN_OUTPUT, invoke.time,
-                             math.inf, start_index))
+        ops.append(Operation(invoke.process, invoke.f, invoke.key, _op_input(invoke), UNKNOWN_OUTPUT,
+                             invoke.time, math.inf, start_index))
     return ops
+
+
+def _op_input(invoke: Event):
+    """What the model gets as the op's input: nothing for reads, a hashable pair for cas."""
+    if invoke.f in ("read", "get"):
+        return None
+    if invoke.f == "cas" and isinstance(invoke.value, list):
+        return tuple(invoke.value)
+    return invoke.value
 
 
 def guess_model(events: list[Event]) -> Model:

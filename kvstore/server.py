@@ -206,10 +206,7 @@ class KVServer:
                 reply = await self._admin(message)
             else:
                 raise invalid("unknown request")
-            if "error" in reply:
-                await send({"id": request_id, "error": reply["error"]})
-            else:
-                await send({"id": request_id, "result": reply})
+            await send({"id": request_id, "result": reply})  # failures arrive as KVError
         except KVError as err:
             await send({"id": request_id if isinstance(request_id, int) else 0, "error": err.to_wire()})
         finally:

@@ -100,7 +100,7 @@ class ChaosRun:
         finally:
             nemesis.heal_all()
             lab.close()
-        return self._judge(schedule)
+        return self._judge(schedule, started)
 
     def _write_secrets(self) -> None:
         tokens = self.out / "tokens"
@@ -149,7 +149,7 @@ class ChaosRun:
         else:
             nemesis.heal_all()
 
-    def _judge(self, schedule: list[ScheduledFault]) -> dict:
+    def _judge(self, schedule: list[ScheduledFault], started: float) -> dict:
         events = lin.parse_history((self.out / "history.jsonl").read_text().splitlines())
         ops = lin.operations(events)
         result = lin.check(ops, lin.REGISTER)
@@ -159,24 +159,15 @@ class ChaosRun:
             "scheduled_faults": len(schedule), "operations": len(completions),
             "ok": sum(e.type == "ok" for e in completions), "fail": sum(e.type == "fail" for e in completions),
             "info": sum(e.type == "info" for e in completions), "verdict": result.verdict.value,
-            "availability_during_faults": _availability(events, schedule, self._start_time()),
+            "availability_during_faults": _availability(events, schedule, started),
         }
         (self.out / "verdict.txt").write_text(f"{result.verdict.value}\n{result.explanation}\n")
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _start_time(self) -> float | None:
-        for line in (self.out / "faults.jsonl").read_text().splitlines():
-            event = json.loads(line)
-            if event["event"] == "start":
-                return event["time"]
-        return None
 
-
-def _availability(events: list[lin.Event], schedule: list[ScheduledFault], start: float | None) -> dict:
+def _availability(events: list[lin.Event], schedule: list[ScheduledFault], start: float) -> dict:
     """Share of ops completed ok, inside fault windows and outside them."""
-    if start is None:
-        return {}
     windows = [(start + f.start_s, start + f.start_s + f.duration_s) for f in schedule]
     counts = {"in_faults": [0, 0], "outside": [0, 0]}
     for event in events:

@@ -12,8 +12,10 @@ Processes are started with their output in a log file and stopped by pid.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +25,8 @@ SUBNET = "10.77.0"
 
 
 def have_netns() -> bool:
-    return os.geteuid() == 0 and Path("/run").exists() and _which("ip") is not None and _which("nft") is not None
-
-
-def _which(program: str) -> str | None:
-    for directory in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":") + ["/usr/sbin", "/sbin"]:
-        path = Path(directory) / program
-        if path.exists():
-            return str(path)
-    return None
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"  # where Debian keeps ip and nft
+    return os.geteuid() == 0 and all(shutil.which(tool, path=path) for tool in ("ip", "nft"))
 
 
 def _run(*argv: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -203,7 +198,6 @@ def wait_port(lab: Lab, host: Host, port: int, timeout_s: float = 20.0) -> None:
     """Wait until something listens on host:port (checked from inside the host)."""
     deadline = time.monotonic() + timeout_s
     probe = f"import socket; socket.create_connection(('{host.address}', {port}), timeout=0.5).close()"
-    import sys
     while True:
         try:
             lab.run_in(host, sys.executable, "-c", probe)

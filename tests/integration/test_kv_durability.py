@@ -43,6 +43,15 @@ def watch_acknowledgements(replica: Replica, replicas: list[Replica], violations
     replica._unsynced_send = checked_send
 
 
+def wait_for_leader(replicas: list[Replica]) -> Replica:
+    """Every replica must know the leader: one that does not yet refuses writes (not applied)."""
+    deadline = time.monotonic() + 20
+    while not (any(r.is_leader() for r in replicas) and all(r.leader() for r in replicas)):
+        assert time.monotonic() < deadline, "no leader elected and known to all"
+        time.sleep(0.05)
+    return next(r for r in replicas if r.is_leader())
+
+
 def write_and_wait(replicas, count: int) -> int:
     done = threading.Semaphore(0)
     ok = []
@@ -51,11 +60,7 @@ def write_and_wait(replicas, count: int) -> int:
         ok.append(not isinstance(result, Exception) and "error" not in result)
         done.release()
 
-    deadline = time.monotonic() + 20
-    # Every replica must know the leader: one that does not yet refuses writes (not applied).
-    while not (any(r.is_leader() for r in replicas) and all(r.leader() for r in replicas)):
-        assert time.monotonic() < deadline, "no leader elected and known to all"
-        time.sleep(0.05)
+    wait_for_leader(replicas)
     for i in range(count):
         replicas[i % len(replicas)].submit_write(c.put(b"k%d" % i, b"v"), finished)
     for _ in range(count):
@@ -124,11 +129,7 @@ def test_followers_never_truncate_acknowledged_entries(tmp_path, monkeypatch, fi
     replicas = start_replicas(tmp_path)
     truncated = watch_truncations(replicas)
     try:
-        deadline = time.monotonic() + 20
-        while not (any(r.is_leader() for r in replicas) and all(r.leader() for r in replicas)):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        leader = next(r for r in replicas if r.is_leader())
+        leader = wait_for_leader(replicas)
         window = threading.Semaphore(2000)
         end = time.monotonic() + 6
         i = 0
