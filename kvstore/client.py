@@ -206,8 +206,8 @@ class KVClient:
                     return answer["result"]
                 error = KVError.from_wire(answer["error"])
                 if error.code != ErrorCode.UNAVAILABLE:
-                    if maybe_applied and error.code == ErrorCode.INVALID_ARGUMENT and "outcome" in error.message:
-                        break
+                    if maybe_applied and error.details.get("outcome_unknown"):
+                        break  # our retry fell out of the members' memory: report it ambiguous
                     raise error
                 last_error = error
                 maybe_applied = maybe_applied or bool(error.details.get("ambiguous"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from kvstore.errors import invalid
+from kvstore.errors import ErrorCode, KVError
 
 MAX_CLIENTS = 10_000
 MAX_RESULTS_PER_CLIENT = 64
@@ -47,9 +47,11 @@ class SessionTable:
         if seq in session.results:
             return session.results[seq]
         if seq <= session.floor:
-            raise invalid(
+            raise KVError(
+                ErrorCode.INVALID_ARGUMENT,
                 f"seq {seq} is older than the last {MAX_RESULTS_PER_CLIENT} writes remembered "
-                "for this client; its outcome is unknown"
+                "for this client; its outcome is unknown",
+                outcome_unknown=True,
             )
         return None
 

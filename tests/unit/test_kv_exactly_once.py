@@ -44,7 +44,7 @@ def test_only_the_last_window_of_seqs_is_remembered():
     for seq in range(window + 1):
         sm.apply(c.tagged(c.put(b"k", b"%d" % seq), b"x", seq))
     err = fails(sm, c.tagged(c.put(b"k", b"0"), b"x", 0), "INVALID_ARGUMENT")
-    assert "outcome is unknown" in err.message
+    assert "outcome is unknown" in err.message and err.details["outcome_unknown"] is True
     version = get(sm, b"k")["version"]
     sm.apply(c.tagged(c.put(b"k", b"1"), b"x", 1))  # still remembered
     assert get(sm, b"k")["version"] == version
