@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from orchestrator.lab.chaos import FAULTS, ChaosRun
+from orchestrator.lab.chaos import ChaosRun
+from orchestrator.lab.schedule import FAULTS
 
 
 def add_chaos_parser(subparsers) -> None:
@@ -14,7 +15,7 @@ def add_chaos_parser(subparsers) -> None:
     sub = chaos.add_subparsers(dest="chaos_command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="run a kv cluster under a seeded fault schedule and check the history",
                          description="Network faults need root (hosts are network namespaces); "
-                                     "without root, hosts are loopback addresses and only kill and pause work.")
+                                     "without root, hosts are loopback addresses and only kill, pause, hog and member work.")
     run.add_argument("--members", type=int, default=5)
     run.add_argument("--duration", type=float, default=60.0, help="seconds of workload")
     run.add_argument("--faults", default="partition,kill,pause,loss",

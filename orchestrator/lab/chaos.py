@@ -13,7 +13,8 @@ when the run fails halfway.
 from __future__ import annotations
 
 import json
-import random
+import shutil
+import subprocess
 import secrets
 import sys
 import time
@@ -22,37 +23,13 @@ from pathlib import Path
 
 from kvstore import linearizability as lin
 from kvstore.member import new_secret_file
-from orchestrator.lab.hosts import Lab, LabProcess, wait_port
+from orchestrator.lab import report
+from orchestrator.lab.hosts import Host, Lab, LabProcess, wait_port
 from orchestrator.lab.nemesis import Nemesis
+from orchestrator.lab.schedule import NETWORK_FAULTS, ScheduledFault, cut_pairs, make_schedule
 
-FAULTS = ("partition", "kill", "pause", "loss", "oneway", "hog", "bandwidth")
-NETWORK_FAULTS = {"partition", "loss", "oneway", "bandwidth"}
 CLIENT_PORT, PEER_PORT = 2379, 2380
-
-
-@dataclass(frozen=True)
-class ScheduledFault:
-    start_s: float
-    duration_s: float
-    kind: str
-    targets: tuple[int, ...]  # member indexes; for partition: the minority side
-
-
-def make_schedule(seed: int, faults: list[str], members: int, duration_s: float) -> list[ScheduledFault]:
-    """Deterministic: the same arguments give the same schedule."""
-    rng = random.Random(seed)
-    schedule, t = [], 1.0
-    while t < duration_s * 0.75:
-        kind = rng.choice(faults)
-        length = rng.uniform(1.0, min(6.0, duration_s * 0.2))
-        if kind in ("partition", "oneway"):
-            minority = rng.sample(range(members), rng.randint(1, (members - 1) // 2))
-            targets = tuple(sorted(minority))
-        else:
-            targets = (rng.randrange(members),)
-        schedule.append(ScheduledFault(round(t, 3), round(length, 3), kind, targets))
-        t += length + rng.uniform(0.5, 2.0)
-    return schedule
+MEMBER_CHANGE_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -72,35 +49,37 @@ class ChaosRun:
             self.seed, self.faults, self.members, self.duration_s)
         (self.out / "schedule.json").write_text(json.dumps([asdict(f) for f in schedule], indent=1))
         lab = Lab.create(self.members + 1, self.out / "lab")
-        if not lab.isolated and NETWORK_FAULTS & set(self.faults):
+        if not lab.isolated and NETWORK_FAULTS & ({f.kind for f in schedule} | set(self.faults)):
             lab.close()
-            raise RuntimeError("network faults need root and network namespaces; use --faults kill,pause")
-        nemesis = Nemesis(lab, self.out / "faults.jsonl")
+            raise RuntimeError("network faults need root and network namespaces; use --faults kill,pause,member")
+        self.lab, self.nemesis = lab, Nemesis(lab, self.out / "faults.jsonl")
+        self.client_host, self.removed = lab.hosts[-1], set()
+        self.peers = [f"{h.address}:{PEER_PORT}" for h in lab.hosts[:self.members]]
+        self.endpoints = [f"{h.address}:{CLIENT_PORT}" for h in lab.hosts[:self.members]]
         try:
-            member_hosts, client_host = lab.hosts[:self.members], lab.hosts[-1]
             self._write_secrets()
-            processes = [self._start_member(lab, i) for i in range(self.members)]
-            for host in member_hosts:
+            self.processes = [self._start_member(i) for i in range(self.members)]
+            for host in lab.hosts[:self.members]:
                 wait_port(lab, host, CLIENT_PORT)
-            endpoints = ",".join(f"{h.address}:{CLIENT_PORT}" for h in member_hosts)
-            workload = lab.start(client_host, "workload", [
-                sys.executable, "-m", "orchestrator.lab.workload", "--endpoints", endpoints,
-                "--token-file", str(self.out / "tokens"), "--clients", str(self.clients),
-                "--duration", str(self.duration_s), "--seed", str(self.seed),
-                "--out", str(self.out / "history.jsonl")])
+            workload = [self._start_client(i) for i in range(self.clients)]
+            observer = self._start_observer()
             started = time.monotonic()
-            nemesis.record("start", seed=self.seed, members=self.members)
+            self.nemesis.record("start", seed=self.seed, members=self.members)
             for fault in schedule:
                 _sleep_until(started + fault.start_s)
-                self._inject(lab, nemesis, processes, fault)
+                self._inject(fault)
                 _sleep_until(started + fault.start_s + fault.duration_s)
-                self._heal(lab, nemesis, processes, fault)
-            nemesis.heal_all()
-            workload.process.wait(timeout=self.duration_s + 120)
+                self._heal(fault)
+            self.nemesis.heal_all()
+            for client in workload:
+                client.process.wait(timeout=self.duration_s + 120)
+            lab.stop(observer)
         finally:
-            nemesis.heal_all()
+            self.nemesis.heal_all()
             lab.close()
         return self._judge(schedule, started)
+
+    # --- processes ----------------------------------------------------------------------------
 
     def _write_secrets(self) -> None:
         tokens = self.out / "tokens"
@@ -110,73 +89,123 @@ class ChaosRun:
             secret.unlink()
         new_secret_file(secret)
 
-    def _member_argv(self, lab: Lab, i: int) -> list[str]:
-        hosts = lab.hosts[:self.members]
-        cluster = ",".join(f"m{j + 1}={h.address}:{PEER_PORT}" for j, h in enumerate(hosts))
+    def _client_argv(self, module: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", module, *args, "--endpoints", ",".join(self.endpoints),
+                "--token-file", str(self.out / "tokens")]
+
+    def _start_client(self, i: int) -> LabProcess:
+        return self.lab.start(self.client_host, f"client{i}", self._client_argv(
+            "orchestrator.lab.workload", "--index", str(i), "--clients", str(self.clients),
+            "--duration", str(self.duration_s), "--seed", str(self.seed), "--out", str(self.out)))
+
+    def _start_observer(self) -> LabProcess:
+        return self.lab.start(self.client_host, "observer", self._client_argv(
+            "orchestrator.lab.observer", "--out", str(self.out / "leaders.jsonl"),
+            "--duration", str(self.duration_s + 5)))
+
+    def _start_member(self, i: int) -> LabProcess:
+        cluster = ",".join(f"m{j + 1}={peer}" for j, peer in enumerate(self.peers))
         argv = [sys.executable, "-m", "orchestrator.cli", "kv", "serve", "--name", f"m{i + 1}",
-                "--data-dir", str(self.out / f"m{i + 1}"), "--listen-client", f"{hosts[i].address}:{CLIENT_PORT}",
+                "--data-dir", str(self.out / f"m{i + 1}"), "--listen-client", self.endpoints[i],
                 "--initial-cluster", cluster, "--token-file", str(self.out / "tokens"),
                 "--peer-secret-file", str(self.out / "peer-secret")]
-        return argv + (["--unsafe-local-reads"] if self.unsafe_local_reads else [])
+        argv += ["--unsafe-local-reads"] if self.unsafe_local_reads else []
+        return self.lab.start(self.lab.hosts[i], f"m{i + 1}", argv)
 
-    def _start_member(self, lab: Lab, i: int) -> LabProcess:
-        return lab.start(lab.hosts[i], f"m{i + 1}", self._member_argv(lab, i))
+    # --- faults -------------------------------------------------------------------------------
 
-    def _inject(self, lab: Lab, nemesis: Nemesis, processes: list[LabProcess], fault: ScheduledFault) -> None:
-        hosts = lab.hosts[:self.members]
-        targets = [hosts[i] for i in fault.targets]
-        others = [h for h in hosts if h not in targets]
-        if fault.kind == "partition":
-            nemesis.partition(targets, others)
-        elif fault.kind == "oneway":
-            nemesis.partition(targets, others, one_way=True)
+    def _inject(self, fault: ScheduledFault) -> None:
+        hosts: list[Host] = self.lab.hosts[:self.members]
+        nemesis, i = self.nemesis, (fault.targets or (None,))[0]
+        if fault.kind in ("partition", "partition-leader", "ring", "bridge", "oneway"):
+            leader = None
+            if fault.kind == "partition-leader":
+                leader = report.current_leader(_lines(self.out / "leaders.jsonl"), self.peers)
+            pairs = cut_pairs(fault.kind, fault.targets, self.members, leader)
+            nemesis.cut([(hosts[a], hosts[b]) for a, b in pairs], fault.kind, one_way=fault.kind == "oneway")
         elif fault.kind == "loss":
-            nemesis.loss(targets[0], 30)
+            nemesis.loss(hosts[i], 30)
         elif fault.kind == "bandwidth":
-            nemesis.bandwidth(targets[0], "256kbit")
-        elif fault.kind == "kill":
-            nemesis.kill(processes[fault.targets[0]])
+            nemesis.bandwidth(hosts[i], "256kbit")
+        elif fault.kind in ("kill", "member"):
+            nemesis.kill(self.processes[i])
+            if fault.kind == "member" and self._member_change("remove", i):
+                self.removed.add(i)
         elif fault.kind == "pause":
-            nemesis.pause(processes[fault.targets[0]])
+            nemesis.pause(self.processes[i])
         elif fault.kind == "hog":
-            nemesis.cpu_hog(targets[0])
+            nemesis.cpu_hog(hosts[i])
 
-    def _heal(self, lab: Lab, nemesis: Nemesis, processes: list[LabProcess], fault: ScheduledFault) -> None:
-        if fault.kind == "kill":
-            i = fault.targets[0]
-            processes[i] = self._start_member(lab, i)
-            nemesis.record("restart", host=lab.hosts[i].name, pid=processes[i].pid)
-        else:
-            nemesis.heal_all()
+    def _heal(self, fault: ScheduledFault) -> None:
+        if fault.kind not in ("kill", "member"):
+            self.nemesis.heal_all()
+            return
+        i = fault.targets[0]
+        if i in self.removed:
+            # Its removal was acknowledged, so committed: it comes back as a new, empty member
+            # (etcd's replace procedure). An unacknowledged removal keeps its data: wiping a
+            # member that may still count towards a quorum could lose acknowledged writes.
+            shutil.rmtree(self.out / f"m{i + 1}", ignore_errors=True)
+            self._member_change("add", i)
+            self.removed.discard(i)
+        self.processes[i] = self._start_member(i)
+        self.nemesis.record("restart", host=self.lab.hosts[i].name, pid=self.processes[i].pid)
+
+    def _kv_cli(self, *args: str) -> subprocess.CompletedProcess | subprocess.CalledProcessError:
+        """`ketch kv ARGS` from the client host; the finished process, or its error."""
+        argv = [sys.executable, "-m", "orchestrator.cli", "kv", *args, "--endpoints", ",".join(self.endpoints),
+                "--token-file", str(self.out / "tokens"), "--timeout", "5"]
+        try:
+            return self.lab.run_in(self.client_host, *argv)
+        except subprocess.CalledProcessError as err:
+            return err
+        except subprocess.TimeoutExpired as err:
+            return subprocess.CalledProcessError(-1, argv, "", f"timed out after {err.timeout} s")
+
+    def _member_change(self, action: str, i: int) -> bool:
+        """Retry until the change is acknowledged; record what happened either way."""
+        deadline, answer = time.monotonic() + MEMBER_CHANGE_TIMEOUT_S, None
+        while time.monotonic() < deadline:
+            answer = self._kv_cli("member", action, self.peers[i])
+            if answer.returncode == 0:
+                break
+            time.sleep(0.5)
+        self.nemesis.record(f"member_{action}", host=self.lab.hosts[i].name, peer=self.peers[i],
+                            ok=answer is not None and answer.returncode == 0,
+                            error=None if answer is None else answer.stderr.strip()[-300:])
+        return answer is not None and answer.returncode == 0
+
+    # --- verdict ------------------------------------------------------------------------------
 
     def _judge(self, schedule: list[ScheduledFault], started: float) -> dict:
-        events = lin.parse_history((self.out / "history.jsonl").read_text().splitlines())
-        ops = lin.operations(events)
-        result = lin.check(ops, lin.REGISTER)
+        history = report.merge_histories([self.out / f"history-{i}.jsonl" for i in range(self.clients)])
+        (self.out / "history.jsonl").write_text("".join(line + "\n" for line in history))
+        events = lin.parse_history(history)
+        result = lin.check(lin.operations(events), lin.REGISTER)
+        adds = report.combine_adds([report.lost_adds(_lines(self.out / f"adds-{i}.jsonl"))
+                                    for i in range(self.clients)])
         completions = [e for e in events if e.type != "invoke"]
         summary = {
             "seed": self.seed, "members": self.members, "duration_s": self.duration_s, "faults": self.faults,
             "scheduled_faults": len(schedule), "operations": len(completions),
             "ok": sum(e.type == "ok" for e in completions), "fail": sum(e.type == "fail" for e in completions),
             "info": sum(e.type == "info" for e in completions), "verdict": result.verdict.value,
-            "availability_during_faults": _availability(events, schedule, started),
+            "adds": adds, "acknowledged_lost": len(adds["lost"]) + len(adds["unexpected"]),
+            **report.leader_changes(_lines(self.out / "leaders.jsonl"), self.peers, started),
+            **report.members_at_end(_lines(self.out / "leaders.jsonl"), self.peers),
+            "availability": report.fault_windows(events, schedule, started),
         }
         (self.out / "verdict.txt").write_text(f"{result.verdict.value}\n{result.explanation}\n")
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
 
-def _availability(events: list[lin.Event], schedule: list[ScheduledFault], start: float) -> dict:
-    """Share of ops completed ok, inside fault windows and outside them."""
-    windows = [(start + f.start_s, start + f.start_s + f.duration_s) for f in schedule]
-    counts = {"in_faults": [0, 0], "outside": [0, 0]}
-    for event in events:
-        if event.type == "invoke":
-            continue
-        bucket = "in_faults" if any(a <= event.time <= b for a, b in windows) else "outside"
-        counts[bucket][1] += 1
-        counts[bucket][0] += event.type == "ok"
-    return {k: round(ok / total, 3) if total else None for k, (ok, total) in counts.items()}
+def _lines(path: Path) -> list[str]:
+    """A record file's complete lines (a process stopped mid-write leaves no half line here)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [line for line in text[:text.rfind("\n") + 1].splitlines() if line.strip()]
 
 
 def _sleep_until(when: float) -> None:

@@ -48,6 +48,13 @@ class Nemesis:
         self._apply_rules()
         self.record("partition", a=[h.name for h in side_a], b=[h.name for h in side_b], one_way=one_way)
 
+    def cut(self, pairs: list[tuple[Host, Host]], label: str, one_way: bool = False) -> None:
+        """Cut several host pairs in one change (a ring, a bridge, an isolated leader). With
+        one_way, the first host of each pair stops hearing the second."""
+        self.partitions.extend(([a.veth], [b.veth], one_way) for a, b in pairs)
+        self._apply_rules()
+        self.record(label, pairs=[[a.name, b.name] for a, b in pairs], one_way=one_way)
+
     def loss(self, host: Host, percent: int) -> None:
         if not 0 < percent <= 100:
             raise ValueError("loss is a percentage in (0, 100]")
