@@ -7,6 +7,7 @@ import sys
 
 from kvstore.cli import add_kv_parser, run_kv
 from orchestrator import __version__
+from orchestrator.apiserver.cli import add_apiserver_parsers, run_apiserver, run_pki
 from orchestrator.chaos_cli import add_chaos_parser, run_chaos
 from orchestrator.check_cli import add_check_parser, run_check
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kv_parser(subparsers)
     add_check_parser(subparsers)
     add_chaos_parser(subparsers)
+    add_apiserver_parsers(subparsers)
     return parser
 
 
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_check(args)
     if args.command == "chaos":
         return run_chaos(args)
+    if args.command == "apiserver":
+        return run_apiserver(args)
+    if args.command == "pki":
+        return run_pki(args)
     return 2
 
 

@@ -1,0 +1,1 @@
+"""The Kubernetes-compatible API server: REST over the kv store, good enough for real kubectl."""

@@ -1,0 +1,135 @@
+"""`ketch apiserver` and `ketch pki init|node`."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+log = logging.getLogger("ketch.apiserver")
+
+
+def add_apiserver_parsers(subparsers) -> None:
+    api = subparsers.add_parser("apiserver", help="serve the Kubernetes API on a kv cluster")
+    api.add_argument("--kv-endpoints", default=os.environ.get("KETCH_KV_ENDPOINTS"),
+                     help="HOST:PORT,... of the kv members' client ports")
+    api.add_argument("--kv-token-file", default=os.environ.get("KETCH_KV_TOKEN_FILE"))
+    api.add_argument("--bind", default="127.0.0.1:6443", help="HOST:PORT (default 127.0.0.1:6443)")
+    api.add_argument("--tls-cert", required=True)
+    api.add_argument("--tls-key", required=True)
+    api.add_argument("--token-file", required=True, help="token,user,uid,\"groups\" per line (reread on change)")
+    api.add_argument("--service-cidr", default="10.96.0.0/16")
+    api.add_argument("--node-port-range", default="30000-32767")
+    pki = subparsers.add_parser("pki", help="certificates, tokens and kubeconfigs for a lab")
+    sub = pki.add_subparsers(dest="pki_command", metavar="COMMAND", required=True)
+    init = sub.add_parser("init", help="CA, API server certificate, tokens.csv and one kubeconfig per role")
+    init.add_argument("--dir", type=Path, required=True)
+    init.add_argument("--server", required=True, help="https://HOST:PORT the kubeconfigs point at")
+    node = sub.add_parser("node", help="a token and node-NAME.kubeconfig for one node")
+    node.add_argument("name")
+    node.add_argument("--dir", type=Path, required=True)
+
+
+def run_pki(args) -> int:
+    from orchestrator.apiserver import pki
+    try:
+        if args.pki_command == "init":
+            for path in pki.init(args.dir, args.server):
+                print(path)
+        else:
+            print(pki.add_node(args.dir, args.name))
+    except (ValueError, OSError) as err:
+        print(f"ketch pki: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+class Config(Exception):
+    pass
+
+
+def _settings(args):
+    from orchestrator.apiserver.server import Settings
+    try:
+        network = ipaddress.IPv4Network(args.service_cidr)
+        low, _, high = args.node_port_range.partition("-")
+        ports = (int(low), int(high))
+    except ValueError as err:
+        raise Config(f"--service-cidr or --node-port-range: {err}") from None
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise Config("--node-port-range must be LOW-HIGH within 1-65535")
+    return Settings(network, ports)
+
+
+def run_apiserver(args) -> int:
+    from orchestrator.apiserver.auth import TokenFileError, load_tokens
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    try:
+        if not args.kv_endpoints or not args.kv_token_file:
+            raise Config("--kv-endpoints and --kv-token-file are required (or KETCH_KV_ENDPOINTS/KETCH_KV_TOKEN_FILE)")
+        settings = _settings(args)
+        tokens = load_tokens(Path(args.token_file))
+        kv_token = Path(args.kv_token_file).read_text().split()[0]
+        host, _, port = args.bind.rpartition(":")
+        if not host or not port.isdigit():
+            raise Config(f"--bind must be HOST:PORT, got {args.bind!r}")
+        for path in (args.tls_cert, args.tls_key):
+            if not Path(path).is_file():
+                raise Config(f"no such file: {path}")
+    except (Config, TokenFileError, OSError, IndexError) as err:
+        print(f"ketch apiserver: {err}", file=sys.stderr)
+        return 2
+    trio.run(serve, args, settings, tokens, kv_token)
+    return 0
+
+
+async def _reload_tokens(server, path: Path) -> None:
+    from orchestrator.apiserver.auth import TokenFileError, load_tokens
+    seen = path.stat().st_mtime_ns
+    while True:
+        await trio.sleep(1)
+        try:
+            mtime = path.stat().st_mtime_ns
+            if mtime != seen:
+                server.tokens, seen = load_tokens(path), mtime
+                log.info("event=tokens_reloaded users=%d", len(server.tokens))
+        except (OSError, TokenFileError) as err:
+            log.warning("event=tokens_reload_failed error=%s", err)
+
+
+async def serve(args, settings, tokens, kv_token: str) -> None:
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from kvstore.client import KVClient
+    from orchestrator.apiserver.server import APIServer
+    from orchestrator.apiserver.storage import Store
+
+    async with KVClient(args.kv_endpoints.split(","), kv_token, timeout_s=10) as kv:
+        store = Store(kv)
+        server = APIServer(store, tokens, settings)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            await server.ensure_default_namespaces()
+            nursery.start_soon(_reload_tokens, server, Path(args.token_file))
+            config = HypercornConfig()
+            config.bind = [args.bind]
+            config.certfile, config.keyfile = args.tls_cert, args.tls_key
+            config.accesslog = None
+            config.errorlog = logging.getLogger("ketch.apiserver.http")
+            config.graceful_timeout = 1.0
+            config.keep_alive_timeout = 75
+            config.alpn_protocols = ["http/1.1"]
+            stop = trio.Event()
+            token = trio.lowlevel.current_trio_token()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: token.run_sync_soon(stop.set))
+            log.info("event=listening address=%s", args.bind)
+            await hypercorn_serve(server, config, shutdown_trigger=stop.wait)
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,76 @@
+"""`pods/log`: proxied to the kubelet of the pod's node, `GET /containerLogs/<ns>/<pod>/<container>`
+on the node's InternalIP and kubelet port (status.daemonEndpoints.kubeletEndpoint.Port, default
+10250), as Kubernetes does. When no kubelet answers, the client gets a clear 503, never a made-up log.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import h11
+import trio
+
+from orchestrator.apiserver import errors
+
+KUBELET_PORT = 10250
+CONNECT_TIMEOUT_S = 3.0
+PASSED_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "limitBytes", "previous")
+
+
+def kubelet_address(node: dict) -> tuple[str, int]:
+    status = node.get("status") or {}
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    host = addresses.get("InternalIP") or addresses.get("Hostname")
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
+    if not host:
+        raise errors.unavailable(f'node "{node["metadata"]["name"]}" has no InternalIP: cannot reach its kubelet')
+    return host, int(port)
+
+
+def container_of(pod: dict, requested: str | None) -> str:
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if requested:
+        if requested not in names:
+            raise errors.bad_request(f'container {requested} is not valid for pod {pod["metadata"]["name"]}')
+        return requested
+    if len(names) != 1:
+        raise errors.bad_request(f'a container name must be specified for pod {pod["metadata"]["name"]}, '
+                                 f"choose one of: {names}")
+    return names[0]
+
+
+async def proxy_log(request, pod: dict, node: dict) -> None:
+    container = container_of(pod, request.query.get("container"))
+    host, port = kubelet_address(node)
+    meta = pod["metadata"]
+    query = urlencode({k: request.query[k] for k in PASSED_PARAMS if k in request.query})
+    target = f"/containerLogs/{meta['namespace']}/{meta['name']}/{container}" + (f"?{query}" if query else "")
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as err:
+        raise errors.unavailable(f'the kubelet of node "{node["metadata"]["name"]}" at {host}:{port} does not '
+                                 f"answer ({err or 'timed out'}): no logs can be fetched") from None
+    async with stream:
+        connection = h11.Connection(h11.CLIENT)
+        await stream.send_all(connection.send(h11.Request(method="GET", target=target, headers=[
+            ("Host", f"{host}:{port}"), ("Connection", "close")])))
+        await stream.send_all(connection.send(h11.EndOfMessage()))
+        started = False
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                connection.receive_data(await stream.receive_some(65536))
+                continue
+            if isinstance(event, h11.Response):
+                if event.status_code != 200:
+                    raise errors.APIError(event.status_code, "InternalError",
+                                          f"the kubelet answered {event.status_code} for {target}")
+                await request.start_stream("text/plain")
+                started = True
+            elif isinstance(event, h11.Data) and started:
+                await request.send({"type": "http.response.body", "body": bytes(event.data), "more_body": True})
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        if started:
+            await request.end_stream()

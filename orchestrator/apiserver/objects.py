@@ -1,0 +1,146 @@
+"""What the server does to objects on each verb (pure): server-set metadata on create, what an
+update may change, generation bumps, the scale view, binding, and deletion's effects."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+import uuid
+from datetime import datetime, timezone
+
+from orchestrator.apiserver import errors
+from orchestrator.apiserver.resources import Resource
+
+STATUS_RESET_ON_CREATE = {"Pod": {"phase": "Pending"}, "Deployment": {}, "ReplicaSet": {},
+                          "Service": {"loadBalancer": {}}}
+GENERATED_SUFFIX = string.ascii_lowercase + string.digits
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_type(resource: Resource, obj: dict) -> dict:
+    return {"kind": resource.kind, "apiVersion": resource.api_version, **{k: v for k, v in obj.items()
+                                                                         if k not in ("kind", "apiVersion")}}
+
+
+def check_type(resource: Resource, obj: dict) -> None:
+    kind, api_version = obj.get("kind"), obj.get("apiVersion")
+    if kind and kind != resource.kind:
+        raise errors.bad_request(f"the kind {kind!r} of the object does not match the {resource.plural!r} "
+                                 f"resource it was sent to (expected {resource.kind!r})")
+    if api_version and api_version != resource.api_version:
+        raise errors.bad_request(f"the apiVersion {api_version!r} does not match {resource.api_version!r}")
+
+
+def prepare_create(resource: Resource, obj: dict, namespace: str | None) -> dict:
+    obj = with_type(resource, copy.deepcopy(obj))
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    if resource.namespaced:
+        if meta.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent "
+                                     "on the request")
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(secrets.choice(GENERATED_SUFFIX) for _ in range(5))
+    for server_set in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        meta.pop(server_set, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now_rfc3339()
+    if "spec" in obj or resource.kind in ("Deployment", "ReplicaSet", "Pod", "Service"):
+        meta["generation"] = 1
+    if resource.kind in STATUS_RESET_ON_CREATE:
+        obj["status"] = copy.deepcopy(STATUS_RESET_ON_CREATE[resource.kind])
+    return obj
+
+
+def _spec_part(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+
+
+def prepare_update(resource: Resource, current: dict, new: dict, subresource: str | None) -> dict:
+    """The object to store for an update of `current` to `new` (main resource or status)."""
+    new = with_type(resource, copy.deepcopy(new))
+    if subresource == "status":
+        merged = copy.deepcopy(current)
+        merged["status"] = new.get("status", {})
+        return merged
+    meta = new.setdefault("metadata", {})
+    old_meta = current["metadata"]
+    for kept in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
+                 "deletionGracePeriodSeconds", "generation"):
+        if kept in old_meta:
+            meta[kept] = old_meta[kept]
+        else:
+            meta.pop(kept, None)
+    if "status" in resource.subresources:
+        if "status" in current:
+            new["status"] = current["status"]
+        else:
+            new.pop("status", None)
+    if "generation" in old_meta and _spec_part(new) != _spec_part(current):
+        meta["generation"] = old_meta["generation"] + 1
+    if old_meta.get("deletionTimestamp") and set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or []):
+        raise errors.APIError(422, "Invalid", f'{resource.kind} "{meta["name"]}" is invalid: metadata.finalizers: '
+                              "Forbidden: no new finalizers can be added if the object is being deleted")
+    return new
+
+
+def scale_of(resource: Resource, obj: dict) -> dict:
+    meta = obj["metadata"]
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if k in meta},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}
+
+
+def apply_scale(obj: dict, scale: dict) -> dict:
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or replicas < 0:
+        raise errors.APIError(422, "Invalid", f'Scale "{obj["metadata"]["name"]}" is invalid: spec.replicas: '
+                              f"Invalid value: {replicas!r}: must be greater than or equal to 0")
+    updated = copy.deepcopy(obj)
+    updated.setdefault("spec", {})["replicas"] = replicas
+    return updated
+
+
+def bind(pod: dict, binding: dict, resource: Resource) -> dict:
+    target = binding.get("target") or {}
+    node = target.get("name")
+    name = pod["metadata"]["name"]
+    if not node or target.get("kind", "Node") != "Node":
+        raise errors.bad_request("a binding needs target.kind Node and target.name")
+    uid = (binding.get("metadata") or {}).get("uid")
+    if uid and uid != pod["metadata"].get("uid"):
+        raise errors.conflict(resource, name, f"the UID in the binding ({uid}) does not match the pod's")
+    if (pod.get("spec") or {}).get("nodeName"):
+        raise errors.conflict(resource, name, f"pod {name} is already assigned to node "
+                              f"\"{pod['spec']['nodeName']}\"")
+    if pod["metadata"].get("deletionTimestamp"):
+        raise errors.conflict(resource, name, "the pod is being deleted")
+    bound = copy.deepcopy(pod)
+    bound.setdefault("spec", {})["nodeName"] = node
+    conditions = [c for c in bound.setdefault("status", {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                       "lastTransitionTime": now_rfc3339()})
+    bound["status"]["conditions"] = conditions
+    return bound
+
+
+def mark_deleting(obj: dict, grace_s: int, extra_finalizer: str | None = None) -> dict:
+    marked = copy.deepcopy(obj)
+    meta = marked["metadata"]
+    meta.setdefault("deletionTimestamp", now_rfc3339())
+    meta["deletionGracePeriodSeconds"] = grace_s
+    if extra_finalizer and extra_finalizer not in (meta.get("finalizers") or []):
+        meta["finalizers"] = (meta.get("finalizers") or []) + [extra_finalizer]
+    return marked

@@ -1,0 +1,101 @@
+"""A control plane on one machine: a kv cluster, a PKI and one or more API servers, as processes.
+
+Tests and `ketch up` use it. Everything it starts is stopped by pid in `stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvstore.local_cluster import LocalCluster, free_port
+from orchestrator.apiserver import pki
+
+
+@dataclass
+class LocalControlPlane:
+    base_dir: Path
+    kv_members: int = 3
+    api_servers: int = 1
+    api_ports: list[int] | None = None
+    kv_client_ports: list[int] | None = None
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base_dir = Path(self.base_dir)
+        self.pki_dir = self.base_dir / "pki"
+        ports = self.kv_client_ports
+        self.kv = LocalCluster(self.base_dir / "kv", self.kv_members, client_ports=ports)
+        self.ports = self.api_ports or [free_port() for _ in range(self.api_servers)]
+
+    @property
+    def servers(self) -> list[str]:
+        return [f"https://127.0.0.1:{port}" for port in self.ports]
+
+    def kubeconfig(self, role: str = "admin") -> Path:
+        return self.pki_dir / f"{role}.kubeconfig"
+
+    def start(self) -> None:
+        self.kv.start()
+        self.kv.wait_ready()
+        if not (self.pki_dir / "tokens.csv").exists():
+            pki.init(self.pki_dir, self.servers[0])
+        for i in range(len(self.ports)):
+            self.start_api(i)
+        for port in self.ports:
+            self._wait_port(port)
+
+    def api_command(self, i: int) -> list[str]:
+        return [sys.executable, "-m", "orchestrator.cli", "apiserver", "--kv-endpoints", ",".join(self.kv.endpoints),
+                "--kv-token-file", str(self.kv.token_file), "--bind", f"127.0.0.1:{self.ports[i]}",
+                "--tls-cert", str(self.pki_dir / "apiserver.crt"), "--tls-key", str(self.pki_dir / "apiserver.key"),
+                "--token-file", str(self.pki_dir / "tokens.csv")]
+
+    def start_api(self, i: int) -> subprocess.Popen:
+        log = open(self.base_dir / f"apiserver-{i}.log", "ab")
+        process = subprocess.Popen(self.api_command(i), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def _wait_port(self, port: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"an API server exited: see {self.base_dir}/apiserver-*.log")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no API server on port {port}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.kv.stop()
+
+    def kubectl(self, *args: str, role: str = "admin", input: str | None = None, check: bool = True,
+                timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "KUBECONFIG": str(self.kubeconfig(role)),
+                       "KUBECACHEDIR": str(self.base_dir / "kubectl-cache"), **(env or {})}
+        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, timeout=timeout,
+                                env=environment)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result

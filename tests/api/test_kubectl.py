@@ -1,0 +1,183 @@
+"""Real kubectl 1.32 against Ketch's API server: the commands users type, and the errors they read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import yaml
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+        env:
+        - name: MODE
+          value: lab
+"""
+
+
+def deployment(name: str, replicas: int = 2, image: str = "nginx:1.25") -> str:
+    return DEPLOYMENT.format(name=name, replicas=replicas, image=image)
+
+
+def test_version_reports_a_1_32_server(plane):
+    out = plane.kubectl("version").stdout
+    assert "Server Version: v1.32" in out
+
+
+def test_apply_three_times_creates_configures_and_leaves_unchanged(plane):
+    assert plane.kubectl("apply", "-f", "-", input=deployment("applied")).stdout.strip() == \
+        "deployment.apps/applied created"
+    assert "unchanged" in plane.kubectl("apply", "-f", "-", input=deployment("applied")).stdout
+    changed = deployment("applied", replicas=3, image="nginx:1.26")
+    assert plane.kubectl("apply", "-f", "-", input=changed).stdout.strip() == "deployment.apps/applied configured"
+    assert plane.kubectl("apply", "-f", "-", input=changed).stdout.strip() == "deployment.apps/applied unchanged"
+    got = json.loads(plane.kubectl("get", "deploy", "applied", "-o", "json").stdout)
+    container = got["spec"]["template"]["spec"]["containers"][0]
+    # strategic merge kept what the patch did not mention (ports, env) and changed what it did
+    assert (got["spec"]["replicas"], container["image"]) == (3, "nginx:1.26")
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert container["env"] == [{"name": "MODE", "value": "lab"}]
+    assert got["metadata"]["generation"] == 2
+    assert got["spec"]["strategy"]["type"] == "RollingUpdate"  # defaulted
+
+
+def test_get_prints_kubectl_columns_wide_yaml_json_and_all(plane):
+    plane.kubectl("apply", "-f", "-", input=deployment("shown"))
+    plane.kubectl("create", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "shown"},
+        "spec": {"selector": {"app": "shown"}, "ports": [{"port": 80}]}}))
+    wide = plane.kubectl("get", "deploy", "shown", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert wide[1].split()[:2] == ["shown", "0/2"] and "app=shown" in wide[1]
+    service = plane.kubectl("get", "svc", "shown").stdout.splitlines()
+    assert service[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    cluster_ip = service[1].split()[2]
+    assert cluster_ip.startswith("10.96.") and "80/TCP" in service[1]
+    everything = plane.kubectl("get", "all").stdout
+    assert "deployment.apps/shown" in everything and "service/shown" in everything
+    as_yaml = yaml.safe_load(plane.kubectl("get", "svc", "shown", "-o", "yaml").stdout)
+    assert as_yaml["spec"]["clusterIP"] == cluster_ip and as_yaml["spec"]["type"] == "ClusterIP"
+    listed = json.loads(plane.kubectl("get", "deploy", "-o", "json").stdout)
+    assert listed["kind"] == "List" or listed["kind"] == "DeploymentList"
+    assert "shown" in [d["metadata"]["name"] for d in listed["items"]]
+
+
+def test_scale_label_annotate_and_edit(plane):
+    plane.kubectl("apply", "-f", "-", input=deployment("tuned"))
+    assert "scaled" in plane.kubectl("scale", "deploy/tuned", "--replicas=5").stdout
+    plane.kubectl("label", "deploy", "tuned", "tier=front")
+    plane.kubectl("annotate", "deploy", "tuned", "note=hello")
+    plane.kubectl("edit", "deploy", "tuned", env={"KUBE_EDITOR": "sed -i s/nginx:1.25/nginx:1.27/"})
+    got = json.loads(plane.kubectl("get", "deploy", "tuned", "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 5
+    assert got["metadata"]["labels"]["tier"] == "front"
+    assert got["metadata"]["annotations"]["note"] == "hello"
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert got["metadata"]["generation"] == 3  # scale and edit changed the spec; label and annotate did not
+    assert plane.kubectl("get", "deploy", "-l", "tier=front", "-o", "name").stdout.split() == ["deployment.apps/tuned"]
+
+
+def test_get_pods_watch_prints_columns_then_live_rows(plane):
+    watcher = subprocess.Popen(["kubectl", "get", "pods", "-w", "-l", "watched=yes"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={"KUBECONFIG": str(plane.kubeconfig()), "KUBECACHEDIR": str(plane.base_dir / "kc"),
+                                    "PATH": "/usr/bin:/bin"})
+    try:
+        time.sleep(1.5)
+        plane.kubectl("run", "watched", "--image=busybox", "--labels=watched=yes")
+        time.sleep(1.5)
+    finally:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=10)
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], out
+    assert any(line.split()[:3] == ["watched", "0/1", "Pending"] for line in lines[1:]), out
+
+
+def test_delete_waits_until_the_object_is_gone(plane):
+    plane.kubectl("run", "doomed", "--image=busybox")
+    out = plane.kubectl("delete", "pod", "doomed", "--wait=true", timeout=30).stdout
+    assert 'pod "doomed" deleted' in out
+    gone = plane.kubectl("get", "pod", "doomed", check=False)
+    assert gone.returncode == 1 and 'pods "doomed" not found' in gone.stderr
+
+
+def test_describe_pod_deployment_and_node(plane):
+    plane.kubectl("run", "described", "--image=busybox:1.36", "--labels=app=described")
+    pod = plane.kubectl("describe", "pod", "described").stdout
+    assert "Name:" in pod and "described" in pod and "busybox:1.36" in pod and "Status:       Pending" in pod
+    plane.kubectl("apply", "-f", "-", input=deployment("describable"))
+    deploy = plane.kubectl("describe", "deploy", "describable").stdout
+    assert "StrategyType:           RollingUpdate" in deploy and "2 desired" in deploy
+    plane.kubectl("create", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": {"zone": "z1"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]}}))
+    node = plane.kubectl("describe", "node", "node-a").stdout
+    assert "zone=z1" in node and "10.0.0.5" in node
+    nodes = plane.kubectl("get", "nodes").stdout.splitlines()
+    assert nodes[1].split()[:2] == ["node-a", "Ready"]
+
+
+def test_rollout_status_follows_the_status_a_controller_writes(plane):
+    plane.kubectl("apply", "-f", "-", input=deployment("rolled", replicas=2))
+    got = json.loads(plane.kubectl("get", "deploy", "rolled", "-o", "json").stdout)
+    status = {"status": {"observedGeneration": got["metadata"]["generation"], "replicas": 2, "updatedReplicas": 2,
+                         "readyReplicas": 2, "availableReplicas": 2}}
+    rollout = subprocess.Popen(["kubectl", "rollout", "status", "deploy/rolled", "--timeout=30s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={"KUBECONFIG": str(plane.kubeconfig()), "KUBECACHEDIR": str(plane.base_dir / "kc"),
+                                    "PATH": "/usr/bin:/bin"})
+    time.sleep(1.5)
+    plane.kubectl("patch", "deploy", "rolled", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    out, err = rollout.communicate(timeout=40)
+    assert rollout.returncode == 0, err
+    assert 'deployment "rolled" successfully rolled out' in out
+
+
+def test_auth_can_i_answers_per_role(plane):
+    assert plane.kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
+    viewer = plane.kubectl("auth", "can-i", "create", "pods", role="viewer", check=False)
+    assert viewer.stdout.strip() == "no" and viewer.returncode == 1
+    assert plane.kubectl("auth", "can-i", "list", "pods", role="viewer").stdout.strip() == "yes"
+
+
+def test_errors_read_as_kubectl_users_know_them(plane):
+    missing = plane.kubectl("get", "deploy", "nope", check=False)
+    assert missing.stderr.strip() == 'Error from server (NotFound): deployments.apps "nope" not found'
+    plane.kubectl("apply", "-f", "-", input=deployment("twice"))
+    again = plane.kubectl("create", "-f", "-", input=deployment("twice"), check=False)
+    assert 'Error from server (AlreadyExists): error when creating "STDIN": deployments.apps "twice" already exists' \
+        in again.stderr
+    stale = json.loads(plane.kubectl("get", "deploy", "twice", "-o", "json").stdout)
+    plane.kubectl("scale", "deploy/twice", "--replicas=4")
+    conflict = plane.kubectl("replace", "-f", "-", input=json.dumps(stale), check=False)
+    assert "Error from server (Conflict)" in conflict.stderr and "the object has been modified" in conflict.stderr
+    bad = plane.kubectl("create", "-f", "-", check=False, input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {"containers": []}}))
+    assert bad.stderr.startswith('The Pod "Bad_Name" is invalid: \n* metadata.name: Invalid value: "Bad_Name": ')
+    assert "* spec.containers: Required value" in bad.stderr
+    unauthorized = plane.kubectl("get", "pods", "--token=wrong", check=False)
+    assert "error: You must be logged in to the server (Unauthorized)" in unauthorized.stderr
+    forbidden = plane.kubectl("delete", "deploy", "twice", role="viewer", check=False)
+    assert forbidden.stderr.strip() == ('Error from server (Forbidden): deployments.apps "twice" is forbidden: '
+                                        'User "viewer" cannot delete resource "deployments" in API group "apps" '
+                                        'in the namespace "default"')
