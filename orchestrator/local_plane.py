@@ -38,8 +38,14 @@ class LocalControlPlane:
     def servers(self) -> list[str]:
         return [f"https://127.0.0.1:{port}" for port in self.ports]
 
-    def kubeconfig(self, role: str = "admin") -> Path:
-        return self.pki_dir / f"{role}.kubeconfig"
+    def kubeconfig(self, role: str = "admin", server: str | None = None) -> Path:
+        """The role's kubeconfig; with server, a copy that points at that API server instead."""
+        path = self.pki_dir / f"{role}.kubeconfig"
+        if server is None or server == self.servers[0]:
+            return path
+        copy = self.pki_dir / f"{role}-{server.rsplit(':', 1)[1]}.kubeconfig"
+        copy.write_text(path.read_text().replace(self.servers[0], server))
+        return copy
 
     def start(self) -> None:
         self.kv.start()
@@ -49,7 +55,14 @@ class LocalControlPlane:
         for i in range(len(self.ports)):
             self.start_api(i)
         for port in self.ports:
-            self._wait_port(port)
+            self.wait_port(port)
+
+    def add_api_server(self, *extra: str) -> str:
+        """Another API server on the same kv cluster (extra: its flags); returns its URL."""
+        self.ports.append(free_port())
+        self.start_api(len(self.ports) - 1, *extra)
+        self.wait_port(self.ports[-1])
+        return self.servers[-1]
 
     def api_command(self, i: int) -> list[str]:
         return [sys.executable, "-m", "orchestrator.cli", "apiserver", "--kv-endpoints", ",".join(self.kv.endpoints),
@@ -57,15 +70,15 @@ class LocalControlPlane:
                 "--tls-cert", str(self.pki_dir / "apiserver.crt"), "--tls-key", str(self.pki_dir / "apiserver.key"),
                 "--token-file", str(self.pki_dir / "tokens.csv")]
 
-    def start_api(self, i: int) -> subprocess.Popen:
+    def start_api(self, i: int, *extra: str) -> subprocess.Popen:
         log = open(self.base_dir / f"apiserver-{i}.log", "ab")
-        process = subprocess.Popen(self.api_command(i), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(self.api_command(i) + list(extra), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
         log.close()
         self.processes.append(process)
         return process
 
-    def _wait_port(self, port: int, timeout_s: float = 30.0) -> None:
+    def wait_port(self, port: int, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             if any(p.poll() is not None for p in self.processes):

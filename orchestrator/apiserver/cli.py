@@ -25,6 +25,8 @@ def add_apiserver_parsers(subparsers) -> None:
     api.add_argument("--token-file", required=True, help="token,user,uid,\"groups\" per line (reread on change)")
     api.add_argument("--service-cidr", default="10.96.0.0/16")
     api.add_argument("--node-port-range", default="30000-32767")
+    api.add_argument("--max-requests-inflight", type=int, default=400,
+                     help="requests served at once (watches excluded); more get 429 with Retry-After")
     pki = subparsers.add_parser("pki", help="certificates, tokens and kubeconfigs for a lab")
     sub = pki.add_subparsers(dest="pki_command", metavar="COMMAND", required=True)
     init = sub.add_parser("init", help="CA, API server certificate, tokens.csv and one kubeconfig per role")
@@ -63,7 +65,9 @@ def _settings(args):
         raise Config(f"--service-cidr or --node-port-range: {err}") from None
     if not 1 <= ports[0] <= ports[1] <= 65535:
         raise Config("--node-port-range must be LOW-HIGH within 1-65535")
-    return Settings(network, ports)
+    if args.max_requests_inflight < 1:
+        raise Config("--max-requests-inflight must be at least 1")
+    return Settings(network, ports, args.max_requests_inflight)
 
 
 def run_apiserver(args) -> int:

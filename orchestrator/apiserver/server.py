@@ -3,7 +3,7 @@
     ketch apiserver --kv-endpoints A,B,C --kv-token-file F --bind 127.0.0.1:6443 \\
         --tls-cert apiserver.crt --tls-key apiserver.key --token-file tokens.csv
 
-Every error is a `Status`. Requests other than watches are limited to MAX_IN_FLIGHT at once
+Every error is a `Status`. Requests other than watches are limited to --max-requests-inflight at once
 (429 with Retry-After beyond that) and bodies to MAX_BODY_BYTES (413). Watches stream chunked
 JSON lines from the watch cache (storage.py).
 """
@@ -29,7 +29,6 @@ from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_ver
 log = logging.getLogger("ketch.apiserver")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
-MAX_IN_FLIGHT = 400
 BOOKMARK_EVERY_S = 10.0
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
 JSON = "application/json"
@@ -47,6 +46,7 @@ class Route:
 class Settings:
     service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.96.0.0/16")
     node_ports: tuple[int, int] = (30000, 32767)
+    max_in_flight: int = 400
 
 
 @dataclass
@@ -69,7 +69,7 @@ class APIServer:
             return
         request = Request(scope, receive, send)
         watching = request.query.get("watch") in ("true", "1")
-        if not watching and self.in_flight >= MAX_IN_FLIGHT:
+        if not watching and self.in_flight >= self.settings.max_in_flight:
             await request.error(errors.too_many_requests())
             return
         self.in_flight += not watching
@@ -636,17 +636,20 @@ class Request:
             raise errors.bad_request(f"{name} must be an integer, got {value!r}") from None
 
     async def body_bytes(self) -> bytes:
-        declared = self.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise errors.too_large(MAX_BODY_BYTES)
-        body = bytearray()
+        """The body, at most MAX_BODY_BYTES. A larger one is read on and dropped (up to 4 times the
+        limit) so the client, still sending, reads the 413 instead of a reset connection."""
+        body, seen = bytearray(), 0
         while True:
             message = await self.receive()
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
-                raise errors.too_large(MAX_BODY_BYTES)
-            if not message.get("more_body"):
-                return bytes(body)
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen <= MAX_BODY_BYTES:
+                body += chunk
+            if not message.get("more_body") or seen > 4 * MAX_BODY_BYTES:
+                break
+        if seen > MAX_BODY_BYTES:
+            raise errors.too_large(MAX_BODY_BYTES)
+        return bytes(body)
 
     async def body_object(self, allow_empty: bool = False) -> dict:
         raw = await self.body_bytes()
