@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# A local 3-member kv cluster on loopback (data under .ketch/kv) until Ctrl-C.
+# A local control plane on loopback (3 kv members and an API server; data under .ketch) until Ctrl-C.
 up: $(STAMP)
-	$(BIN)/ketch kv up --dir .ketch/kv
+	$(BIN)/ketch up --dir .ketch
 
 bench-apply: $(STAMP)
 	$(BIN)/python bench/kv_apply.py

@@ -10,6 +10,7 @@ from orchestrator import __version__
 from orchestrator.apiserver.cli import add_apiserver_parsers, run_apiserver, run_pki
 from orchestrator.chaos_cli import add_chaos_parser, run_chaos
 from orchestrator.check_cli import add_check_parser, run_check
+from orchestrator.up_cli import add_up_parser, run_up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(subparsers)
     add_chaos_parser(subparsers)
     add_apiserver_parsers(subparsers)
+    add_up_parser(subparsers)
     return parser
 
 
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_apiserver(args)
     if args.command == "pki":
         return run_pki(args)
+    if args.command == "up":
+        return run_up(args)
     return 2
 
 

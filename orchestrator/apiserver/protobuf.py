@@ -66,7 +66,7 @@ def decode_access_review(body: bytes) -> dict:
         type_meta = fields(envelope.get(1, [b""])[-1])
         kind = type_meta.get(2, [b""])[-1].decode()
         if kind != "SelfSubjectAccessReview":
-            raise errors.APIError(415, "UnsupportedMediaType", f"protobuf is accepted only for "
+            raise errors.APIError(415, "UnsupportedMediaType", f"x
                                   f"SelfSubjectAccessReview, not {kind or 'this request'}; send JSON")
         review = fields(envelope.get(2, [b""])[-1])
         spec = fields(review.get(2, [b""])[-1])
