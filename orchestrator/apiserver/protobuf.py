@@ -66,8 +66,9 @@ def decode_access_review(body: bytes) -> dict:
         type_meta = fields(envelope.get(1, [b""])[-1])
         kind = type_meta.get(2, [b""])[-1].decode()
         if kind != "SelfSubjectAccessReview":
-            raise errors.APIError(415, "UnsupportedMediaType", f"x
-                                  f"SelfSubjectAccessReview, not {kind or 'this request'}; send JSON")
+            raise errors.APIError(415, "UnsupportedMediaType", f"Ketch reads protobuf only for "
+                                  f"SelfSubjectAccessReview, not {kind or 'this request'}: send JSON or YAML "
+                                  "(kubectl create -f or apply -f)")
         review = fields(envelope.get(2, [b""])[-1])
         spec = fields(review.get(2, [b""])[-1])
         out: dict = {}

@@ -26,7 +26,7 @@ def test_a_protobuf_access_review_is_read():
 def test_other_protobuf_kinds_are_415():
     with pytest.raises(APIError) as err:
         decode_access_review(envelope("ConfigMap", b""))
-    assert err.value.code == 415 and "send JSON" in err.value.message
+    assert err.value.code == 415 and "send JSON or YAML" in err.value.message
 
 
 @pytest.mark.parametrize("body", [b"", b"k8s\x00\x0a\xff", b"not protobuf", MAGIC + b"\x0a\x05ab"])
