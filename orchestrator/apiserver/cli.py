@@ -27,6 +27,8 @@ def add_apiserver_parsers(subparsers) -> None:
     api.add_argument("--node-port-range", default="30000-32767")
     api.add_argument("--max-requests-inflight", type=int, default=400,
                      help="requests served at once (watches excluded); more get 429 with Retry-After")
+    api.add_argument("--watch-bookmark-seconds", type=float, default=10.0,
+                     help="a quiet watch that allows bookmarks gets one this often")
     pki = subparsers.add_parser("pki", help="certificates, tokens and kubeconfigs for a lab")
     sub = pki.add_subparsers(dest="pki_command", metavar="COMMAND", required=True)
     init = sub.add_parser("init", help="CA, API server certificate, tokens.csv and one kubeconfig per role")
@@ -65,9 +67,9 @@ def _settings(args):
         raise Config(f"--service-cidr or --node-port-range: {err}") from None
     if not 1 <= ports[0] <= ports[1] <= 65535:
         raise Config("--node-port-range must be LOW-HIGH within 1-65535")
-    if args.max_requests_inflight < 1:
-        raise Config("--max-requests-inflight must be at least 1")
-    return Settings(network, ports, args.max_requests_inflight)
+    if args.max_requests_inflight < 1 or args.watch_bookmark_seconds <= 0:
+        raise Config("--max-requests-inflight must be at least 1 and --watch-bookmark-seconds above 0")
+    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds)
 
 
 def run_apiserver(args) -> int:

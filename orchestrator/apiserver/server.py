@@ -29,7 +29,6 @@ from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_ver
 log = logging.getLogger("ketch.apiserver")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
-BOOKMARK_EVERY_S = 10.0
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
 JSON = "application/json"
 
@@ -47,6 +46,7 @@ class Settings:
     service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.96.0.0/16")
     node_ports: tuple[int, int] = (30000, 32767)
     max_in_flight: int = 400
+    bookmark_interval_s: float = 10.0
 
 
 @dataclass
@@ -473,7 +473,7 @@ class APIServer:
                 for event in initial:
                     await request.stream_line(self.watch_line(request, resource, event))
                 while True:
-                    with trio.move_on_after(BOOKMARK_EVERY_S) as idle:
+                    with trio.move_on_after(self.settings.bookmark_interval_s) as idle:
                         event = await watcher.receive.receive()
                         await request.stream_line(self.watch_line(request, resource, event))
                     if idle.cancelled_caught and bookmarks:
