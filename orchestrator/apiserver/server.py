@@ -471,11 +471,11 @@ class APIServer:
         try:
             with trio.move_on_after(timeout or random.uniform(1800, 3600)):
                 for event in initial:
-                    await request.stream_line(self.watch_line(request, resource, event))
+                    await request.stream_bytes(self.watch_line(request, resource, event))
                 while True:
                     with trio.move_on_after(self.settings.bookmark_interval_s) as idle:
                         event = await watcher.receive.receive()
-                        await request.stream_line(self.watch_line(request, resource, event))
+                        await request.stream_bytes(self.watch_line(request, resource, event))
                     if idle.cancelled_caught and bookmarks:
                         await request.stream_line({"type": "BOOKMARK", "object": {
                             "kind": resource.kind, "apiVersion": resource.api_version,
@@ -488,11 +488,16 @@ class APIServer:
                 await request.end_stream()
 
     @staticmethod
-    def watch_line(request: Request, resource: Resource, event: WatchEvent) -> dict:
-        obj = objects.with_type(resource, event.object)
-        if request.wants_table:
-            return {"type": event.type, "object": tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])}
-        return {"type": event.type, "object": obj}
+    def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
+        """The event's line, encoded once for all the watchers that want the same form."""
+        form = "table" if request.wants_table else "json"
+        line = event.encoded.get(form)
+        if line is None:
+            obj = objects.with_type(resource, event.object)
+            if form == "table":
+                obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
+            line = event.encoded[form] = _line({"type": event.type, "object": obj})
+        return line
 
     # --- allocation -----------------------------------------------------------------------------
 
@@ -600,6 +605,10 @@ class APIServer:
         return "\n".join(lines) + "\n"
 
 
+def _line(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+
+
 def _bump(resource: Resource, current: dict, new: dict) -> dict | None:
     new = objects.prepare_update(resource, current, new, None)
     return None if _same(new, current) else new
@@ -690,8 +699,10 @@ class Request:
                          "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")]})
 
     async def stream_line(self, payload: dict) -> None:
-        await self.send({"type": "http.response.body", "body": json.dumps(payload, separators=(",", ":")).encode()
-                         + b"\n", "more_body": True})
+        await self.stream_bytes(_line(payload))
+
+    async def stream_bytes(self, line: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": line, "more_body": True})
 
     async def end_stream(self) -> None:
         try:

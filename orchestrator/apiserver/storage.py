@@ -67,6 +67,7 @@ class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
     object: dict
     revision: int
+    encoded: dict[str, bytes] = field(default_factory=dict)  # per output form, filled by the first sender
 
 
 @dataclass(eq=False)
