@@ -27,11 +27,14 @@ def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
             if "Ctrl-C stops everything" in line:
                 break
         kubeconfig = next(line.split("=", 1)[1].strip() for line in lines if "export KUBECONFIG=" in line)
-        got = subprocess.run(["kubectl", "get", "namespaces", "-o", "name"], capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "KUBECONFIG": kubeconfig,
-                                              "KUBECACHEDIR": str(tmp_path / "cache")})
-        assert got.returncode == 0, got.stderr
-        assert "namespace/default" in got.stdout.split()
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "KUBECACHEDIR": str(tmp_path / "cache")}
+        tried = [line.strip() for line in lines if line.strip().startswith("kubectl ")]
+        assert len(tried) == 3, lines
+        answers = [subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
+                   for command in tried]  # the commands it prints, as a user pastes them
+        assert all(a.returncode == 0 for a in answers), [a.stderr for a in answers]
+        assert "default" in answers[0].stdout and "deployment.apps/web created" in answers[1].stdout
+        assert "deployment.apps/web" in answers[2].stdout
     finally:
         up.send_signal(signal.SIGTERM)
         out, err = up.communicate(timeout=30)
