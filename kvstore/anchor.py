@@ -7,14 +7,13 @@ and a data dir of the caller's, and stopped by pid.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvstore.local_cluster import free_port
+from kvstore.local_cluster import free_port, stop_processes
 
 
 def etcd_binary() -> str | None:
@@ -69,12 +68,4 @@ class EtcdCluster:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes, timeout_s=10)

@@ -23,6 +23,21 @@ from pathlib import Path
 from kvstore.member import new_secret_file
 
 
+def stop_processes(processes: list[subprocess.Popen], timeout_s: float = 5.0) -> None:
+    """SIGCONT (in case one is paused) and SIGTERM to each, then SIGKILL what is left after timeout_s."""
+    for process in processes:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,19 +155,7 @@ class LocalCluster:
 
     def stop(self) -> None:
         """End every member by pid: SIGCONT (if paused), SIGTERM, then SIGKILL after 5 s."""
-        for node in self.nodes:
-            if node.running():
-                os.kill(node.pid, signal.SIGCONT)
-                os.kill(node.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for node in self.nodes:
-            if node.process is None:
-                continue
-            try:
-                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait()
+        stop_processes([node.process for node in self.nodes if node.process is not None])
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
         """Wait until every started member accepts connections on its client and gateway ports.

@@ -6,7 +6,6 @@ Tests and `ketch up` use it. Everything it starts is stopped by pid in `stop()`.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvstore.local_cluster import LocalCluster, free_port
+from kvstore.local_cluster import LocalCluster, free_port, stop_processes
 from orchestrator.apiserver import pki
 
 
@@ -92,15 +91,7 @@ class LocalControlPlane:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
         self.kv.stop()
 
     def kubectl(self, *args: str, role: str = "admin", input: str | None = None, check: bool = True,

@@ -50,14 +50,7 @@ def _pointer(path: str) -> list[str]:
 
 
 def _parent(doc: Any, parts: list[str]) -> tuple[Any, str]:
-    for part in parts[:-1]:
-        if isinstance(doc, dict) and part in doc:
-            doc = doc[part]
-        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
-            doc = doc[int(part)]
-        else:
-            raise APIError(422, "Invalid", f"json patch: path segment {part!r} does not exist")
-    return doc, parts[-1]
+    return _get(doc, parts[:-1]), parts[-1]
 
 
 def _get(doc: Any, parts: list[str]) -> Any:
