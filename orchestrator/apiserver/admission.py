@@ -114,7 +114,7 @@ def _validate_meta(resource: Resource, obj: dict, causes: Causes) -> None:
         elif field == "labels":
             for key, value in values.items():
                 if len(value) > 63 or not LABEL_VALUE.match(value):
-                    _bad(causes, f"metadata.labels", value, "a valid label must be an empty string or consist "
+                    _bad(causes, "metadata.labels", value, "a valid label must be an empty string or consist "
                          "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
                          "alphanumeric character")
 

@@ -4,7 +4,7 @@
         --tls-cert apiserver.crt --tls-key apiserver.key --token-file tokens.csv
 
 Every error is a `Status`. Requests other than watches are limited to --max-requests-inflight at once
-(429 with Retry-After beyond that) and bodies to MAX_BODY_BYTES (413). Watches stream chunked
+(429 with Retry-After beyond that) and bodies to request.MAX_BODY_BYTES (413). Watches stream chunked
 JSON lines from the watch cache (storage.py).
 """
 
@@ -16,21 +16,18 @@ import json
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qs
 
 import trio
-import yaml
 
-from orchestrator.apiserver import admission, auth, discovery, errors, objects, patch, protobuf, selectors, tables
+from orchestrator.apiserver import admission, auth, discovery, errors, objects, patch, selectors, tables
+from orchestrator.apiserver.allocation import Allocator
+from orchestrator.apiserver.request import JSON, Request, encode_line
 from orchestrator.apiserver.resources import BY_PATH, Resource
 from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
 
 log = logging.getLogger("ketch.apiserver")
 
-MAX_BODY_BYTES = 3 * 1024 * 1024
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
-JSON = "application/json"
 
 
 @dataclass
@@ -57,11 +54,14 @@ class APIServer:
     in_flight: int = 0
     requests_total: dict[int, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
+
     # --- ASGI ---------------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -263,11 +263,11 @@ class APIServer:
         admission.validate(resource, obj)
         if request.query.get("dryRun") == "All":
             return await self.send_object(request, resource, {**obj, "metadata": {**obj["metadata"], "resourceVersion": ""}}, 201)
-        allocated = await self.allocate(resource, obj)
+        allocated = await self.allocator.allocate(resource, obj)
         try:
             created = await self.store.create(resource, route.namespace, obj)
         except errors.APIError:
-            await self.release(allocated)
+            await self.allocator.release(allocated)
             raise
         await self.send_object(request, resource, created, 201)
 
@@ -367,7 +367,7 @@ class APIServer:
                     if err.reason == "Conflict":
                         continue
                     raise
-                await self.release(self.allocations_of(resource, current))
+                await self.allocator.release(self.allocator.allocations_of(resource, current))
                 gone = copy.deepcopy(current)
                 gone["metadata"]["resourceVersion"] = str(revision)
                 return await self.send_object(request, resource, gone)
@@ -402,7 +402,7 @@ class APIServer:
                 try:
                     await self.store.delete(route.resource, obj["metadata"].get("namespace"), obj["metadata"]["name"],
                                             int(obj["metadata"]["resourceVersion"]))
-                    await self.release(self.allocations_of(route.resource, obj))
+                    await self.allocator.release(self.allocator.allocations_of(route.resource, obj))
                     deleted.append(objects.with_type(route.resource, obj))
                 except errors.APIError as err:
                     if err.code not in (404, 409):
@@ -496,89 +496,8 @@ class APIServer:
             obj = objects.with_type(resource, event.object)
             if form == "table":
                 obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
-            line = event.encoded[form] = _line({"type": event.type, "object": obj})
+            line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
         return line
-
-    # --- allocation -----------------------------------------------------------------------------
-
-    @staticmethod
-    def allocations_of(resource: Resource, obj: dict) -> list[str]:
-        if resource.kind != "Service":
-            return []
-        spec = obj.get("spec") or {}
-        keys = []
-        if spec.get("clusterIP") and spec["clusterIP"] != "None":
-            keys.append(f"/registry/ranges/serviceips/{spec['clusterIP']}")
-        keys += [f"/registry/ranges/servicenodeports/{p['nodePort']}" for p in spec.get("ports") or []
-                 if isinstance(p, dict) and p.get("nodePort")]
-        return keys
-
-    async def allocate(self, resource: Resource, obj: dict) -> list[str]:
-        """ClusterIP and NodePorts, claimed in the kv store so two API servers never hand out one twice."""
-        if resource.kind != "Service":
-            return []
-        spec, owner = obj["spec"], f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        claimed: list[str] = []
-        try:
-            if spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
-                claimed.append(await self.claim_ip(spec, owner))
-            if spec.get("type") in ("NodePort", "LoadBalancer"):
-                for port in spec.get("ports") or []:
-                    claimed.append(await self.claim_node_port(port, owner))
-        except errors.APIError:
-            await self.release(claimed)
-            raise
-        return claimed
-
-    async def claim_ip(self, spec: dict, owner: str) -> str:
-        network = self.settings.service_cidr
-        if spec.get("clusterIP"):
-            try:
-                address = ipaddress.IPv4Address(spec["clusterIP"])
-            except ValueError:
-                address = None
-            if address is None or address not in network:
-                raise errors.APIError(422, "Invalid", f"spec.clusterIP: Invalid value: {spec['clusterIP']!r}: "
-                                      f"provided IP is not in the valid range {network}")
-            key = f"/registry/ranges/serviceips/{address}"
-            if not await self.store.claim(key, owner):
-                raise errors.APIError(422, "Invalid", f"spec.clusterIP: Invalid value: {str(address)!r}: "
-                                      "provided IP is already allocated")
-            return key
-        size = network.num_addresses - 2
-        start = random.randrange(size)
-        for step in range(min(size, 4096)):
-            address = network.network_address + 2 + (start + step) % size  # .1 is the API service's
-            key = f"/registry/ranges/serviceips/{address}"
-            if await self.store.claim(key, owner):
-                spec["clusterIP"] = str(address)
-                spec["clusterIPs"] = [str(address)]
-                return key
-        raise errors.APIError(500, "InternalError", f"no free cluster IP in {network}")
-
-    async def claim_node_port(self, port: dict, owner: str) -> str:
-        low, high = self.settings.node_ports
-        if port.get("nodePort"):
-            key = f"/registry/ranges/servicenodeports/{port['nodePort']}"
-            if not low <= port["nodePort"] <= high or not await self.store.claim(key, owner):
-                raise errors.APIError(422, "Invalid", f"spec.ports.nodePort: Invalid value: {port['nodePort']}: "
-                                      f"provided port is already allocated or outside {low}-{high}")
-            return key
-        start = random.randrange(high - low + 1)
-        for step in range(high - low + 1):
-            candidate = low + (start + step) % (high - low + 1)
-            key = f"/registry/ranges/servicenodeports/{candidate}"
-            if await self.store.claim(key, owner):
-                port["nodePort"] = candidate
-                return key
-        raise errors.APIError(500, "InternalError", "no free node port")
-
-    async def release(self, keys: list[str]) -> None:
-        for key in keys:
-            try:
-                await self.store.release(key)
-            except errors.APIError:
-                log.warning("event=release_failed key=%s", key)
 
     # --- startup and metrics --------------------------------------------------------------------
 
@@ -605,10 +524,6 @@ class APIServer:
         return "\n".join(lines) + "\n"
 
 
-def _line(payload: dict) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
-
-
 def _bump(resource: Resource, current: dict, new: dict) -> dict | None:
     new = objects.prepare_update(resource, current, new, None)
     return None if _same(new, current) else new
@@ -617,95 +532,3 @@ def _bump(resource: Resource, current: dict, new: dict) -> dict | None:
 def _same(a: dict, b: dict) -> bool:
     strip = lambda o: {**o, "metadata": {k: v for k, v in o["metadata"].items() if k != "resourceVersion"}}  # noqa: E731
     return strip(a) == strip(b)
-
-
-class Request:
-    """One HTTP request: its parts, its body (bounded) and the ways to answer it."""
-
-    def __init__(self, scope, receive, send) -> None:
-        self.scope, self.receive, self.send = scope, receive, send
-        self.method = scope["method"]
-        self.path = scope["path"]
-        self.query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-        self.headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        self.status = 0
-        self.user: auth.User | None = None
-
-    @property
-    def wants_table(self) -> bool:
-        return "as=Table" in self.headers.get("accept", "")
-
-    def int_param(self, name: str, default: int) -> int:
-        value = self.query.get(name)
-        if value in (None, ""):
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            raise errors.bad_request(f"{name} must be an integer, got {value!r}") from None
-
-    async def body_bytes(self) -> bytes:
-        """The body, at most MAX_BODY_BYTES. A larger one is read on and dropped (up to 4 times the
-        limit) so the client, still sending, reads the 413 instead of a reset connection."""
-        body, seen = bytearray(), 0
-        while True:
-            message = await self.receive()
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen <= MAX_BODY_BYTES:
-                body += chunk
-            if not message.get("more_body") or seen > 4 * MAX_BODY_BYTES:
-                break
-        if seen > MAX_BODY_BYTES:
-            raise errors.too_large(MAX_BODY_BYTES)
-        return bytes(body)
-
-    async def body_object(self, allow_empty: bool = False) -> dict:
-        raw = await self.body_bytes()
-        if not raw.strip():
-            if allow_empty:
-                return {}
-            raise errors.bad_request("the request has no body")
-        content_type = self.headers.get("content-type", JSON)
-        if "protobuf" in content_type:
-            return protobuf.decode_access_review(raw)
-        try:
-            parsed = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw)
-        except (ValueError, yaml.YAMLError) as err:
-            what = "YAML" if "yaml" in content_type else "JSON"
-            raise errors.bad_request(f"the request body is not valid {what}: {str(err).splitlines()[0]}") from None
-        if not isinstance(parsed, dict):
-            raise errors.bad_request("the request body must be an object")
-        return parsed
-
-    async def reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-        await self.send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]})
-        await self.send({"type": "http.response.body", "body": body})
-
-    async def json(self, status: int, payload: Any, content_type: str = JSON) -> None:
-        await self.reply(status, json.dumps(payload, separators=(",", ":")).encode(), content_type)
-
-    async def error(self, err: errors.APIError) -> None:
-        if self.status:  # a stream already started: nothing more can be said
-            return
-        await self.reply(err.code, json.dumps(err.status()).encode(), JSON, err.headers)
-
-    async def start_stream(self, content_type: str) -> None:
-        self.status = 200
-        await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")]})
-
-    async def stream_line(self, payload: dict) -> None:
-        await self.stream_bytes(_line(payload))
-
-    async def stream_bytes(self, line: bytes) -> None:
-        await self.send({"type": "http.response.body", "body": line, "more_body": True})
-
-    async def end_stream(self) -> None:
-        try:
-            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
-        except Exception:  # the client already hung up
-            pass

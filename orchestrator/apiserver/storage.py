@@ -20,7 +20,7 @@ import collections
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import trio
 

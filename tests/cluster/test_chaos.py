@@ -44,12 +44,14 @@ def test_every_fault_kind_leaves_the_history_linearizable_and_loses_nothing(tmp_
 
 
 def test_the_harness_catches_unsafe_local_reads(tmp_path):
-    """A checker that never fails proves nothing: serve reads from local state, partition
-    members or the leader away, and the history must be found not linearizable (within three seeds)."""
+    """A checker that never fails proves nothing: serve reads from local state, cut the leader
+    off three times, and the history must be found not linearizable. (Measured: 6 of 6 seeds
+    catch it with this schedule; one window of a random schedule caught it about 3 times in 4.)"""
+    isolate_leader = [ScheduledFault(start, 4.0, "partition-leader", ()) for start in (2.0, 7.0, 12.0)]
     verdicts = []
-    for seed in (1, 3, 5):
-        summary = ChaosRun(3, 12, ["partition-leader", "partition"], seed=seed, out=tmp_path / f"s{seed}",
-                           unsafe_local_reads=True).run()
+    for seed in range(1, 6):
+        summary = ChaosRun(3, 18, ["partition-leader"], seed=seed, out=tmp_path / f"s{seed}", clients=10,
+                           unsafe_local_reads=True, schedule=isolate_leader).run()
         verdicts.append(summary["verdict"])
         if summary["verdict"] == "not linearizable":
             break
