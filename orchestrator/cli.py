@@ -10,6 +10,9 @@ from orchestrator import __version__
 from orchestrator.apiserver.cli import add_apiserver_parsers, run_apiserver, run_pki
 from orchestrator.chaos_cli import add_chaos_parser, run_chaos
 from orchestrator.check_cli import add_check_parser, run_check
+from orchestrator.controllers.manager import add_manager_parser, run_manager
+from orchestrator.hollow import add_hollow_parser, run_hollow
+from orchestrator.scheduler.scheduler import add_scheduler_parser, run_scheduler
 from orchestrator.up_cli import add_up_parser, run_up
 
 
@@ -26,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_chaos_parser(subparsers)
     add_apiserver_parsers(subparsers)
     add_up_parser(subparsers)
+    add_scheduler_parser(subparsers)
+    add_manager_parser(subparsers)
+    add_hollow_parser(subparsers)
     return parser
 
 
@@ -47,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_pki(args)
     if args.command == "up":
         return run_up(args)
+    if args.command == "scheduler":
+        return run_scheduler(args)
+    if args.command == "controller-manager":
+        return run_manager(args)
+    if args.command == "hollow-nodes":
+        return run_hollow(args)
     return 2
 
 

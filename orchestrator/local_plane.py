@@ -90,6 +90,16 @@ class LocalControlPlane:
                     raise TimeoutError(f"no API server on port {port}") from None
                 time.sleep(0.1)
 
+    def start_component(self, name: str, *args: str) -> subprocess.Popen:
+        """A control plane component (`ketch scheduler|controller-manager|hollow-nodes ...`),
+        stopped with the rest."""
+        log = open(self.base_dir / f"{name}-{len(self.processes)}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.processes.append(process)
+        return process
+
     def stop(self) -> None:
         stop_processes(self.processes)
         self.kv.stop()

@@ -136,8 +136,19 @@ def bind(pod: dict, binding: dict, resource: Resource) -> dict:
     return bound
 
 
+def pending_finalizers(obj: dict) -> list[str]:
+    """What still holds a deleted object: metadata.finalizers, and for a namespace also
+    spec.finalizers (the namespace controller's `kubernetes`, removed once it is empty)."""
+    held = list(obj["metadata"].get("finalizers") or [])
+    if obj.get("kind") == "Namespace":
+        held += (obj.get("spec") or {}).get("finalizers") or []
+    return held
+
+
 def mark_deleting(obj: dict, grace_s: int, extra_finalizer: str | None = None) -> dict:
     marked = copy.deepcopy(obj)
+    if marked.get("kind") == "Namespace":
+        marked.setdefault("status", {})["phase"] = "Terminating"
     meta = marked["metadata"]
     meta.setdefault("deletionTimestamp", now_rfc3339())
     meta["deletionGracePeriodSeconds"] = grace_s

@@ -313,7 +313,7 @@ class APIServer:
 
         result = await self.store.guaranteed_update(resource, route.namespace, route.name, mutate)
         meta = result["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and resource.kind != "Pod":
+        if meta.get("deletionTimestamp") and not objects.pending_finalizers(result) and resource.kind != "Pod":
             await self.store.delete(resource, route.namespace, route.name, int(meta["resourceVersion"]))
         await self.send_object(request, resource, result)
 
@@ -360,7 +360,7 @@ class APIServer:
             graceful = self.deletion_grace(resource, current, grace)
             finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy) \
                 if resource.kind not in ("Pod", "Event") else None
-            if graceful is None and not meta.get("finalizers") and finalizer is None:
+            if graceful is None and not objects.pending_finalizers(current) and finalizer is None:
                 try:
                     revision = await self.store.delete(resource, route.namespace, route.name, int(meta["resourceVersion"]))
                 except errors.APIError as err:

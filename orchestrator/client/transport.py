@@ -1,0 +1,123 @@
+"""HTTP/1.1 over TLS on trio, with h11 doing the parsing: one keep-alive connection, and a pool."""
+
+from __future__ import annotations
+
+import ssl
+from typing import AsyncIterator
+
+import h11
+import trio
+
+READ_CHUNK = 65536
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class Connection:
+    def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        self.host, self.port, self.context = host, port, context
+        self.stream: trio.SSLStream | None = None
+        self.h11: h11.Connection | None = None
+
+    async def open(self) -> None:
+        self.stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=self.context,
+                                                          https_compatible=True)
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+
+    async def _next(self):
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.ConnectionClosed):
+                    raise ConnectionClosed("the server closed the connection")
+                return event
+            try:
+                data = await self.stream.receive_some(READ_CHUNK)
+            except (trio.BrokenResourceError, OSError) as err:
+                raise ConnectionClosed(str(err)) from None
+            self.h11.receive_data(data)
+
+    async def _send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> h11.Response:
+        try:
+            await self.stream.send_all(self.h11.send(h11.Request(method=method, target=target, headers=headers)))
+            await self.stream.send_all(self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage()))
+        except (trio.BrokenResourceError, OSError) as err:
+            raise ConnectionClosed(str(err)) from None
+        return await self._next()
+
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") \
+            -> tuple[int, dict[str, str], bytes]:
+        headers = [("Host", self.host), ("Content-Length", str(len(body))), *headers]
+        response = await self._send(method, target, headers, body)
+        chunks = []
+        while not isinstance(event := await self._next(), h11.EndOfMessage):
+            chunks.append(bytes(event.data))
+        self.h11.start_next_cycle()
+        return response.status_code, {k.decode(): v.decode() for k, v in response.headers}, b"".join(chunks)
+
+    async def stream_lines(self, target: str, headers: list[tuple[str, str]]) -> AsyncIterator[bytes | int]:
+        """Yields the status code first, then each line of the body until the server ends it."""
+        response = await self._send("GET", target, [("Host", self.host), *headers], b"")
+        yield response.status_code
+        buffer = b""
+        while True:
+            event = await self._next()
+            if not isinstance(event, h11.Data):
+                if buffer.strip():
+                    yield buffer
+                return
+            buffer += bytes(event.data)
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line
+
+
+class Pool:
+    """Keep-alive connections to one server, at most `size` at once; a broken one is dropped."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, size: int = 16) -> None:
+        self.host, self.port, self.context = host, port, context
+        self.idle: list[Connection] = []
+        self.slots = trio.Semaphore(size)
+
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""):
+        async with self.slots:
+            fresh = not self.idle
+            connection = self.idle.pop() if self.idle else await self._open()
+            try:
+                answer = await connection.request(method, target, headers, body)
+            except ConnectionClosed:
+                await connection.aclose()
+                if fresh:
+                    raise
+                connection = await self._open()  # an idle connection the server had closed: once more
+                try:
+                    answer = await connection.request(method, target, headers, body)
+                except BaseException:
+                    await connection.aclose()
+                    raise
+            except BaseException:
+                await connection.aclose()  # cancelled mid-request: its state is unknown
+                raise
+            self.idle.append(connection)
+            return answer
+
+    async def _open(self) -> Connection:
+        connection = Connection(self.host, self.port, self.context)
+        await connection.open()
+        return connection
+
+    async def aclose(self) -> None:
+        for connection in self.idle:
+            await connection.aclose()
+        self.idle.clear()

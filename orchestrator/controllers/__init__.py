@@ -1,0 +1,1 @@
+"""The controller manager's controllers: level-triggered reconcilers (informer -> queue -> reconcile(key))."""

@@ -1,0 +1,132 @@
+"""ReplicaSet: as many active pods as spec.replicas, owned through a controller ownerReference.
+
+Pods are created in slow-start batches (1, 2, 4, ...: a failing template costs one pod, not a
+hundred) and the excess is deleted not-yet-scheduled first, then not-ready, then newest.
+Expectations (as Kubernetes' controller has) keep a ReplicaSet from acting again on a count the
+informer has not caught up with, so no pod is created twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import datetime, timezone
+
+from orchestrator.client.api import PODS, REPLICASETS, APIStatusError
+from orchestrator.controllers.base import Controller, controller_of, ignore_missing, is_active, is_ready, split_key
+
+EXPECTATIONS_TIMEOUT_S = 30.0
+
+
+def ready_since(pod: dict) -> float | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            stamp = condition.get("lastTransitionTime")
+            try:
+                return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+            except (TypeError, ValueError):
+                return 0.0
+    return None
+
+
+def is_available(pod: dict, min_ready_s: int, now: float | None = None) -> bool:
+    since = ready_since(pod)
+    return is_active(pod) and since is not None and since + min_ready_s <= (now or time.time())
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.sets = ctx.informers.informer(REPLICASETS)
+        self.pods = ctx.informers.informer(PODS)
+        self.pods.add_index("owner", lambda p: [ref["uid"] for ref in [controller_of(p)] if ref])
+        self.sets.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
+        self.pods.add_handler(self._pod_event, lambda old, new: self._pod_event(new), self._pod_event)
+        self.expected: dict[str, tuple[int, int, float]] = {}  # rs uid -> (adds, deletes, since)
+
+    def _pod_event(self, pod: dict) -> None:
+        self.enqueue_owner(pod, "ReplicaSet")
+
+    def owned(self, rs: dict) -> list[dict]:
+        return self.pods.by_index("owner", rs["metadata"]["uid"])
+
+    def satisfied(self, rs: dict, pods: list[dict]) -> bool:
+        uid = rs["metadata"]["uid"]
+        if uid not in self.expected:
+            return True
+        count, _, since = self.expected[uid]
+        if len([p for p in pods if is_active(p)]) == count or time.monotonic() - since > EXPECTATIONS_TIMEOUT_S:
+            del self.expected[uid]
+            return True
+        return False
+
+    async def reconcile(self, key: str) -> None:
+        rs = self.sets.get(key)
+        if rs is None:
+            return
+        pods = self.owned(rs)
+        active = [p for p in pods if is_active(p)]
+        wanted = (rs.get("spec") or {}).get("replicas", 1)
+        if not rs["metadata"].get("deletionTimestamp") and self.satisfied(rs, pods):
+            if len(active) < wanted:
+                await self.create_pods(rs, wanted - len(active), len(active))
+            elif len(active) > wanted:
+                await self.delete_pods(rs, active, len(active) - wanted)
+        await self.update_status(rs, self.owned(rs))
+
+    async def create_pods(self, rs: dict, missing: int, have: int) -> None:
+        self.expected[rs["metadata"]["uid"]] = (have + missing, 0, time.monotonic())
+        batch, created = 1, 0
+        while created < missing:
+            size = min(batch, missing - created)
+            failures = 0
+            for _ in range(size):
+                try:
+                    await self.api.create(PODS, rs["metadata"]["namespace"], pod_from_template(rs))
+                except APIStatusError as err:
+                    failures += 1
+                    self.ctx.events.record(rs, "ReplicaSet", "Warning", "FailedCreate", f"Error creating: {err}")
+            created += size - failures
+            if failures:
+                self.expected[rs["metadata"]["uid"]] = (have + created, 0, time.monotonic())
+                return  # slow start: stop at the first failing batch
+            batch *= 2
+        self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulCreate", f"Created {created} pod(s)")
+
+    async def delete_pods(self, rs: dict, active: list[dict], excess: int) -> None:
+        def rank(pod: dict):
+            return (bool((pod.get("spec") or {}).get("nodeName")), is_ready(pod),
+                    -datetime.strptime(pod["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").timestamp())
+        doomed = sorted(active, key=rank)[:excess]
+        self.expected[rs["metadata"]["uid"]] = (len(active) - excess, excess, time.monotonic())
+        for pod in doomed:
+            await ignore_missing(self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulDelete", f"Deleted {len(doomed)} pod(s)")
+
+    async def update_status(self, rs: dict, pods: list[dict]) -> None:
+        active = [p for p in pods if is_active(p)]
+        min_ready = (rs.get("spec") or {}).get("minReadySeconds", 0)
+        selector = ((rs.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        status = {"replicas": len(active), "readyReplicas": sum(is_ready(p) for p in active),
+                  "availableReplicas": sum(is_available(p, min_ready) for p in active),
+                  "fullyLabeledReplicas": sum(all((p["metadata"].get("labels") or {}).get(k) == v
+                                                  for k, v in selector.items()) for p in active),
+                  "observedGeneration": rs["metadata"].get("generation", 1)}
+        if {k: (rs.get("status") or {}).get(k, 0) for k in status} != status:
+            namespace, name = split_key(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}")
+            await ignore_missing(self.api.patch(REPLICASETS, namespace, name, {"status": status}, subresource="status"))
+        if min_ready and any(is_active(p) and is_ready(p) and not is_available(p, min_ready) for p in active):
+            self.queue.add_after(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}", min_ready)
+
+
+def pod_from_template(rs: dict) -> dict:
+    template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+    meta = template.get("metadata") or {}
+    meta.pop("name", None)
+    meta["generateName"] = rs["metadata"]["name"] + "-"
+    meta["namespace"] = rs["metadata"]["namespace"]
+    meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
+                                "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec") or {}}

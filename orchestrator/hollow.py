@@ -1,0 +1,242 @@
+"""Hollow nodes: one process simulating N nodes through ordinary API calls, as kwok does.
+
+    ketch hollow-nodes --kubeconfig K --count N [--prefix hollow-] [--cpu 4] [--memory 8Gi] [--pods 110]
+                       [--zones 3] [--heartbeat-seconds 10] [--freeze NAME ...]
+
+Each node is registered with that capacity (labels kubernetes.io/hostname and
+topology.kubernetes.io/zone), renews its Lease in kube-node-lease every --heartbeat-seconds,
+and keeps its Ready condition fresh. Pods bound to a node become Running and Ready, with a pod
+IP from the node's spec.podCIDR (set by the controller manager's node IPAM; a pod waits until
+there is one). A pod being deleted on a node is removed with grace 0, as a kubelet does once its
+containers are gone. A frozen node (--freeze NAME, or the annotation ketch.dev/frozen=true
+set at any time) stops heartbeating and stops touching its pods, like a node that died.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import trio
+
+from orchestrator.client import kubeconfig
+from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, Unreachable
+from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.client.leader import micro_time
+from orchestrator.client.workqueue import WorkQueue
+
+log = logging.getLogger("ketch.hollow")
+FROZEN = "ketch.dev/frozen"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+def now() -> str:
+    return micro_time()[:19] + "Z"
+
+
+def node_object(name: str, zone: str, cpu: str, memory: str, pods: int, address: str) -> dict:
+    resources = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "100Gi"}
+    stamp = now()
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                   "topology.kubernetes.io/zone": zone, "type": "hollow"}},
+            "spec": {},
+            "status": {"capacity": resources, "allocatable": dict(resources),
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                       "message": "hollow node is posting ready status",
+                                       "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}],
+                       "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                       "nodeInfo": {"kubeletVersion": "v1.32.0-ketch-hollow", "osImage": "hollow",
+                                    "kernelVersion": "hollow", "containerRuntimeVersion": "hollow://0",
+                                    "operatingSystem": "linux", "architecture": "amd64"}}}
+
+
+@dataclass
+class HollowNodes:
+    api: APIClient
+    count: int
+    prefix: str = "hollow-"
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 110
+    zones: int = 3
+    heartbeat_s: float = 10.0
+    frozen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.names = [f"{self.prefix}{i}" for i in range(self.count)]
+        self.factory = InformerFactory(self.api)
+        self.nodes = self.factory.informer(NODES)
+        self.pod_informer = self.factory.informer(PODS)
+        self.pod_informer.add_index("node", lambda pod: [(pod.get("spec") or {}).get("nodeName") or ""])
+        self.queue = WorkQueue("hollow-pods")
+        self.pod_informer.add_handler(on_add=self._maybe_enqueue, on_update=lambda _, new: self._maybe_enqueue(new))
+        self.nodes.add_handler(on_update=self._node_changed)
+
+    def is_frozen(self, name: str) -> bool:
+        if name in self.frozen:
+            return True
+        node = self.nodes.get(name)
+        return bool(node and (node["metadata"].get("annotations") or {}).get(FROZEN) == "true")
+
+    def _maybe_enqueue(self, pod: dict) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node in self._ours and not self.is_frozen(node):
+            self.queue.add(object_key(pod))
+
+    def _node_changed(self, old: dict, new: dict) -> None:
+        name = new["metadata"]["name"]
+        if name in self._ours and not (old.get("spec") or {}).get("podCIDR") and (new.get("spec") or {}).get("podCIDR"):
+            for pod in self.pod_informer.by_index("node", name):  # pods that waited for a pod CIDR
+                self._maybe_enqueue(pod)
+
+    async def register(self) -> None:
+        for i, name in enumerate(self.names):
+            address = str(ipaddress.IPv4Address("10.200.0.0") + i + 1)
+            body = node_object(name, f"zone-{i % self.zones}", self.cpu, self.memory, self.pods, address)
+            try:
+                await self.api.create(NODES, None, body)
+            except APIStatusError as err:
+                if err.reason != "AlreadyExists":
+                    raise
+                await self.api.patch(NODES, None, name, {"status": body["status"]}, subresource="status")
+
+    async def heartbeat(self, name: str) -> None:
+        spec = {"holderIdentity": name, "leaseDurationSeconds": int(max(1, self.heartbeat_s * 4)),
+                "renewTime": micro_time()}
+        try:
+            await self.api.patch(LEASES, NODE_LEASE_NAMESPACE, name, {"spec": spec})
+        except APIStatusError as err:
+            if err.code != 404:
+                raise
+            await self.api.create(LEASES, NODE_LEASE_NAMESPACE, {
+                "metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE}, "spec": spec})
+
+    async def post_ready(self, name: str) -> None:
+        node = self.nodes.get(name)
+        conditions = [c for c in ((node or {}).get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"]
+        previous = next((c for c in ((node or {}).get("status") or {}).get("conditions") or []
+                         if c.get("type") == "Ready"), {})
+        stamp = now()
+        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                 "message": "hollow node is posting ready status", "lastHeartbeatTime": stamp,
+                 "lastTransitionTime": previous.get("lastTransitionTime", stamp)
+                 if previous.get("status") == "True" else stamp}
+        await self.api.patch(NODES, None, name, {"status": {"conditions": conditions + [ready]}},
+                             subresource="status")
+
+    async def heartbeats(self) -> None:
+        beat = 0
+        while True:
+            for name in self.names:
+                if self.is_frozen(name):
+                    continue
+                try:
+                    await self.heartbeat(name)
+                    node = self.nodes.get(name) or {}
+                    ready = next((c for c in (node.get("status") or {}).get("conditions") or []
+                                  if c.get("type") == "Ready"), {})
+                    if beat % 6 == 0 or ready.get("status") != "True":
+                        await self.post_ready(name)
+                except (APIStatusError, Unreachable) as err:
+                    log.warning("event=heartbeat_failed node=%s error=%s", name, err)
+            beat += 1
+            await trio.sleep(self.heartbeat_s)
+
+    def pod_ip(self, node: dict, pod_key: str) -> str | None:
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            return None
+        used = {(p.get("status") or {}).get("podIP") for p in self.pod_informer.by_index("node", node["metadata"]["name"])
+                if object_key(p) != pod_key}
+        for address in list(ipaddress.IPv4Network(cidr).hosts())[1:]:
+            if str(address) not in used:
+                return str(address)
+        return None
+
+    async def handle(self, key: str) -> None:
+        pod = self.pod_informer.get(key)
+        if pod is None:
+            return
+        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        node_name = spec.get("nodeName")
+        if node_name not in self._ours or self.is_frozen(node_name):
+            return
+        if meta.get("deletionTimestamp"):
+            try:
+                await self.api.delete(PODS, meta["namespace"], meta["name"], grace_period_s=0, uid=meta["uid"])
+            except APIStatusError as err:
+                if err.code not in (404, 409):
+                    raise
+            return
+        if status.get("phase") == "Running":
+            return
+        node = self.nodes.get(node_name)
+        ip = self.pod_ip(node or {}, key)
+        if ip is None:
+            return  # no podCIDR yet: _node_changed enqueues the node's pods when it arrives
+        stamp = now()
+        containers = spec.get("containers") or []
+        status = {
+            "phase": "Running", "hostIP": next(a["address"] for a in node["status"]["addresses"]
+                                               if a["type"] == "InternalIP"),
+            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": stamp, "qosClass": "BestEffort",
+            "conditions": [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
+                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+            "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "imageID": f"hollow://{c.get('image', '')}",
+                                   "ready": True, "started": True, "restartCount": 0,
+                                   "containerID": f"hollow://{meta['uid']}/{c['name']}",
+                                   "state": {"running": {"startedAt": stamp}}} for c in containers],
+        }
+        try:
+            await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": status}, subresource="status")
+        except APIStatusError as err:
+            if err.code != 404:
+                raise
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._ours = set(self.names)
+        await self.register()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.factory.run)
+            nursery.start_soon(self.heartbeats)
+            nursery.start_soon(self.queue.run, self.handle, 8)
+            task_status.started()
+
+
+def add_hollow_parser(subparsers) -> None:
+    hollow = subparsers.add_parser("hollow-nodes", help="simulate N nodes through the API (kwok-style)")
+    hollow.add_argument("--kubeconfig", required=True)
+    hollow.add_argument("--count", type=int, required=True)
+    hollow.add_argument("--prefix", default="hollow-")
+    hollow.add_argument("--cpu", default="4")
+    hollow.add_argument("--memory", default="8Gi")
+    hollow.add_argument("--pods", type=int, default=110)
+    hollow.add_argument("--zones", type=int, default=3)
+    hollow.add_argument("--heartbeat-seconds", type=float, default=10.0)
+    hollow.add_argument("--freeze", action="append", default=[], metavar="NAME",
+                        help="register this node but never heartbeat it (repeatable)")
+
+
+def run_hollow(args) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    if not (1 <= args.count <= 5000 and args.zones >= 1 and args.heartbeat_seconds > 0):
+        print("ketch hollow-nodes: --count 1..5000, --zones >= 1, --heartbeat-seconds > 0", file=sys.stderr)
+        return 2
+    try:
+        access = kubeconfig.load(args.kubeconfig)
+    except kubeconfig.KubeconfigError as err:
+        print(f"ketch hollow-nodes: {err}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        from orchestrator.controllers.manager import run_until_signalled
+        async with APIClient(access, user_agent="ketch-hollow-nodes") as api:
+            nodes = HollowNodes(api, args.count, args.prefix, args.cpu, args.memory, args.pods, args.zones,
+                                args.heartbeat_seconds, set(args.freeze))
+            await run_until_signalled(nodes.run)
+    trio.run(main)
+    return 0

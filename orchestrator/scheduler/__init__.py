@@ -1,0 +1,1 @@
+"""The scheduler: Kubernetes' framework (PreFilter, Filter, Score, Reserve, Bind) and its plugins."""

@@ -1,0 +1,124 @@
+"""The scheduling framework (pure): a pod, the nodes as NodeInfo, plugins at extension points.
+
+A cycle runs PreFilter (once per pod), Filter (per node: any plugin may reject it with a
+reason), Score (per feasible node, 0..100 times the plugin's weight) and picks the highest
+total. When no node fits, the reasons are counted as kube-scheduler does, and the message is
+kubectl describe's "0/3 nodes are available: 3 Insufficient cpu." Reserve and Bind are the
+scheduler's own steps (scheduler.py): the pod is assumed on its node in the cache at once, and
+bound in the background.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orchestrator import quantity
+
+DEFAULT_MILLI_CPU, DEFAULT_MEMORY = 100, 200 * 1024 * 1024  # what scoring assumes for "no request"
+
+
+def pod_requests(pod: dict) -> dict[str, int]:
+    spec = pod.get("spec") or {}
+    total: dict[str, int] = collections.Counter()
+    for container in spec.get("containers") or []:
+        total.update(quantity.resources((container.get("resources") or {}).get("requests")))
+    for container in spec.get("initContainers") or []:  # init containers run one at a time: the max counts
+        for name, value in quantity.resources((container.get("resources") or {}).get("requests")).items():
+            total[name] = max(total[name], value)
+    total["pods"] = 1
+    return dict(total)
+
+
+@dataclass
+class NodeInfo:
+    node: dict
+    pods: list[dict] = field(default_factory=list)
+    requested: collections.Counter = field(default_factory=collections.Counter)
+
+    def __post_init__(self) -> None:
+        self.allocatable = quantity.resources((self.node.get("status") or {}).get("allocatable"))
+
+    @property
+    def name(self) -> str:
+        return self.node["metadata"]["name"]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.node["metadata"].get("labels") or {}
+
+    def add_pod(self, pod: dict) -> None:
+        self.pods.append(pod)
+        self.requested.update(pod_requests(pod))
+
+    def remove_pod(self, uid: str) -> None:
+        for i, pod in enumerate(self.pods):
+            if pod["metadata"]["uid"] == uid:
+                self.requested.subtract(pod_requests(pod))
+                del self.pods[i]
+                return
+
+
+UNSCHEDULABLE = "Unschedulable"
+
+
+@dataclass
+class CycleState:
+    """Data a PreFilter computes once per pod for its Filter and Score."""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Plugin(Protocol):
+    name: str
+
+
+@dataclass
+class ScheduleResult:
+    node: str | None
+    feasible: int
+    evaluated: int
+    reasons: collections.Counter
+    scores: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """kube-scheduler's FitError text: "0/3 nodes are available: 1 ..., 2 Insufficient cpu." """
+        parts = sorted(f"{count} {reason}" for reason, count in self.reasons.items())
+        return f"0/{self.evaluated} nodes are available: {', '.join(parts)}."
+
+
+@dataclass
+class Framework:
+    plugins: list  # in order; each may have prefilter, filter, score (and a `weight`)
+
+    def schedule(self, pod: dict, nodes: list[NodeInfo]) -> ScheduleResult:
+        state = CycleState()
+        for plugin in self.plugins:
+            if hasattr(plugin, "prefilter"):
+                plugin.prefilter(state, pod, nodes)
+        feasible, reasons = [], collections.Counter()
+        for info in nodes:
+            failed = None
+            for plugin in self.plugins:
+                if hasattr(plugin, "filter"):
+                    failed = plugin.filter(state, pod, info)
+                    if failed:
+                        break
+            if failed:
+                for reason in failed if isinstance(failed, list) else [failed]:
+                    reasons[reason] += 1
+            else:
+                feasible.append(info)
+        if not feasible:
+            return ScheduleResult(None, 0, len(nodes), reasons)
+        totals = {info.name: 0 for info in feasible}
+        for plugin in self.plugins:
+            if hasattr(plugin, "score"):
+                raw = {info.name: plugin.score(state, pod, info) for info in feasible}
+                if hasattr(plugin, "normalize"):
+                    raw = plugin.normalize(raw)
+                for name, value in raw.items():
+                    totals[name] += value * getattr(plugin, "weight", 1)
+        best = max(feasible, key=lambda info: (totals[info.name], -len(info.pods), info.name))
+        return ScheduleResult(best.name, len(feasible), len(nodes), reasons, totals)

@@ -1,0 +1,284 @@
+"""Scheduler plugins, each Kubernetes' namesake in behaviour and in the reasons it gives."""
+
+from __future__ import annotations
+
+import collections
+import statistics
+
+from orchestrator.apiserver.selectors import labels_match, parse_label_selector
+from orchestrator.scheduler.framework import DEFAULT_MEMORY, DEFAULT_MILLI_CPU, CycleState, NodeInfo, pod_requests
+
+
+def _tolerates(tolerations: list[dict], taint: dict) -> bool:
+    for toleration in tolerations or []:
+        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+            continue
+        if toleration.get("operator") == "Exists":
+            if not toleration.get("key") or toleration["key"] == taint.get("key"):
+                return True
+        elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def _selector_matches(selector: dict | None, labels: dict) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions)."""
+    if selector is None:
+        return False
+    obj = {"metadata": {"labels": labels}}
+    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        parts.append({"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, key))
+    return labels_match(parse_label_selector(",".join(parts)), obj)
+
+
+def _node_term_matches(term: dict, node: dict) -> bool:
+    labels = node["metadata"].get("labels") or {}
+    for expression in term.get("matchExpressions") or []:
+        key, op, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        value = labels.get(key)
+        ok = {"In": value in values, "NotIn": value not in values, "Exists": key in labels,
+              "DoesNotExist": key not in labels,
+              "Gt": value is not None and value.isdigit() and values and int(value) > int(values[0]),
+              "Lt": value is not None and value.isdigit() and values and int(value) < int(values[0])}.get(op, False)
+        if not ok:
+            return False
+    for expression in term.get("matchFields") or []:
+        if expression.get("key") == "metadata.name":
+            name = node["metadata"]["name"]
+            values = expression.get("values") or []
+            if (expression.get("operator") == "In") != (name in values):
+                return False
+    return bool(term.get("matchExpressions") or term.get("matchFields"))
+
+
+class NodeName:
+    name = "NodeName"
+
+    def filter(self, state: CycleState, pod: dict, info: NodeInfo):
+        wanted = (pod.get("spec") or {}).get("nodeName")
+        return "node(s) didn't match the requested node name" if wanted and wanted != info.name else None
+
+
+class NodeUnschedulable:
+    name = "NodeUnschedulable"
+
+    def filter(self, state, pod, info):
+        if not (info.node.get("spec") or {}).get("unschedulable"):
+            return None
+        taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+        return None if _tolerates((pod.get("spec") or {}).get("tolerations"), taint) else "node(s) were unschedulable"
+
+
+class TaintToleration:
+    name, weight = "TaintToleration", 3
+
+    def filter(self, state, pod, info):
+        tolerations = (pod.get("spec") or {}).get("tolerations") or []
+        for taint in (info.node.get("spec") or {}).get("taints") or []:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, taint):
+                shown = f"{taint.get('key')}: {taint.get('value')}" if taint.get("value") else taint.get("key")
+                return f"node(s) had untolerated taint {{{shown}}}"
+        return None
+
+    def score(self, state, pod, info):
+        tolerations = (pod.get("spec") or {}).get("tolerations") or []
+        bad = sum(1 for t in (info.node.get("spec") or {}).get("taints") or []
+                  if t.get("effect") == "PreferNoSchedule" and not _tolerates(tolerations, t))
+        return max(0, 100 - 50 * bad)
+
+
+class NodeAffinity:
+    name, weight = "NodeAffinity", 2
+
+    def filter(self, state, pod, info):
+        spec = pod.get("spec") or {}
+        labels = info.labels
+        if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+            return "node(s) didn't match Pod's node affinity/selector"
+        required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                    .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+        if required and not any(_node_term_matches(term, info.node) for term in required):
+            return "node(s) didn't match Pod's node affinity/selector"
+        return None
+
+    def score(self, state, pod, info):
+        preferred = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}) \
+            .get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        return sum(p.get("weight", 0) for p in preferred if _node_term_matches(p.get("preference") or {}, info.node))
+
+    def normalize(self, scores):
+        top = max(scores.values()) or 1
+        return {name: 100 * value // top for name, value in scores.items()}
+
+
+class NodeResourcesFit:
+    name = "NodeResourcesFit"
+
+    def prefilter(self, state, pod, nodes):
+        state.data["requests"] = pod_requests(pod)
+
+    def filter(self, state, pod, info):
+        reasons = []
+        for resource, wanted in state.data["requests"].items():
+            if wanted <= 0:
+                continue
+            free = info.allocatable.get(resource, 0) - info.requested.get(resource, 0)
+            if wanted > free:
+                reasons.append("Too many pods" if resource == "pods" else f"Insufficient {resource}")
+        return reasons or None
+
+
+def _fractions(pod: dict, info: NodeInfo) -> list[float]:
+    requests = pod_requests(pod)
+    out = []
+    for resource, default in (("cpu", DEFAULT_MILLI_CPU), ("memory", DEFAULT_MEMORY)):
+        allocatable = info.allocatable.get(resource, 0)
+        if allocatable <= 0:
+            continue
+        used = sum(pod_requests(p).get(resource) or default for p in info.pods) + (requests.get(resource) or default)
+        out.append(min(1.0, used / allocatable))
+    return out
+
+
+class LeastAllocated:
+    name = "NodeResourcesLeastAllocated"
+
+    def score(self, state, pod, info):
+        fractions = _fractions(pod, info)
+        return int(100 * (1 - sum(fractions) / len(fractions))) if fractions else 0
+
+
+class BalancedAllocation:
+    name = "NodeResourcesBalancedAllocation"
+
+    def score(self, state, pod, info):
+        fractions = _fractions(pod, info)
+        return int(100 * (1 - statistics.pstdev(fractions))) if len(fractions) > 1 else 100
+
+
+def _affinity_terms(pod: dict, kind: str) -> list[dict]:
+    return ((((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {})
+            .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+
+
+def _term_namespaces(term: dict, pod: dict) -> set[str]:
+    return set(term.get("namespaces") or [pod["metadata"].get("namespace")])
+
+
+class InterPodAffinity:
+    """Required pod affinity and anti-affinity, both ways (an existing pod's anti-affinity keeps
+    the new pod away too), per topology domain."""
+    name = "InterPodAffinity"
+
+    def prefilter(self, state, pod, nodes):
+        domain_of = {}  # (topologyKey, node name) -> value
+        pods_by_domain: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+        keys = {t.get("topologyKey") for kind in ("podAffinity", "podAntiAffinity") for t in _affinity_terms(pod, kind)}
+        keys |= {t.get("topologyKey") for info in nodes for p in info.pods for t in _affinity_terms(p, "podAntiAffinity")}
+        for info in nodes:
+            for key in keys:
+                if key in info.labels:
+                    domain_of[(key, info.name)] = info.labels[key]
+                    pods_by_domain[(key, info.labels[key])].extend(info.pods)
+        state.data["affinity"] = (domain_of, pods_by_domain)
+
+    def filter(self, state, pod, info):
+        domain_of, pods_by_domain = state.data["affinity"]
+        labels = pod["metadata"].get("labels") or {}
+        for term in _affinity_terms(pod, "podAntiAffinity"):
+            value = domain_of.get((term.get("topologyKey"), info.name))
+            if value is not None and any(
+                    p["metadata"].get("namespace") in _term_namespaces(term, pod)
+                    and _selector_matches(term.get("labelSelector"), p["metadata"].get("labels") or {})
+                    for p in pods_by_domain[(term.get("topologyKey"), value)]):
+                return "node(s) didn't match pod anti-affinity rules"
+        for key_value, members in pods_by_domain.items():
+            for existing in members:
+                for term in _affinity_terms(existing, "podAntiAffinity"):
+                    if term.get("topologyKey") != key_value[0] or domain_of.get((key_value[0], info.name)) != key_value[1]:
+                        continue
+                    if pod["metadata"].get("namespace") in _term_namespaces(term, existing) and \
+                            _selector_matches(term.get("labelSelector"), labels):
+                        return "node(s) didn't match pod anti-affinity rules"
+        for term in _affinity_terms(pod, "podAffinity"):
+            value = domain_of.get((term.get("topologyKey"), info.name))
+            matches = value is not None and any(
+                p["metadata"].get("namespace") in _term_namespaces(term, pod)
+                and _selector_matches(term.get("labelSelector"), p["metadata"].get("labels") or {})
+                for p in pods_by_domain[(term.get("topologyKey"), value)])
+            self_match = _selector_matches(term.get("labelSelector"), labels)  # the first pod of a group
+            if not matches and not (self_match and not any(pods_by_domain.values())):
+                return "node(s) didn't match pod affinity rules"
+        return None
+
+
+class PodTopologySpread:
+    """topologySpreadConstraints: DoNotSchedule filters on maxSkew, ScheduleAnyway scores. Pods a
+    controller owns and that have no constraints are spread softly over hostname and zone, as
+    Kubernetes' default constraints do."""
+    name, weight = "PodTopologySpread", 2
+    DEFAULTS = [("kubernetes.io/hostname", 3), ("topology.kubernetes.io/zone", 5)]
+
+    def prefilter(self, state, pod, nodes):
+        constraints = (pod.get("spec") or {}).get("topologySpreadConstraints") or []
+        counts = {}
+        namespace = pod["metadata"].get("namespace")
+        for constraint in constraints:
+            key = constraint.get("topologyKey")
+            domains = collections.Counter()
+            for info in nodes:
+                if key not in info.labels:
+                    continue
+                domains[info.labels[key]] += sum(
+                    1 for p in info.pods if p["metadata"].get("namespace") == namespace
+                    and _selector_matches(constraint.get("labelSelector"), p["metadata"].get("labels") or {}))
+            counts[id(constraint)] = domains
+        state.data["spread"] = (constraints, counts)
+        owner = next((o.get("uid") for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
+        siblings = {}
+        if owner and not constraints:
+            for key, _ in self.DEFAULTS:
+                domains = collections.Counter()
+                for info in nodes:
+                    if key in info.labels:
+                        domains[info.labels[key]] += sum(
+                            1 for p in info.pods if any(o.get("uid") == owner for o in p["metadata"].get("ownerReferences") or []))
+                siblings[key] = domains
+        state.data["siblings"] = siblings
+
+    def filter(self, state, pod, info):
+        constraints, counts = state.data["spread"]
+        for constraint in constraints:
+            if constraint.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+                continue
+            key = constraint.get("topologyKey")
+            if key not in info.labels:
+                return "node(s) didn't match pod topology spread constraints (missing required label)"
+            domains = counts[id(constraint)]
+            if domains[info.labels[key]] + 1 - min(domains.values(), default=0) > constraint.get("maxSkew", 1):
+                return "node(s) didn't match pod topology spread constraints"
+        return None
+
+    def score(self, state, pod, info):
+        constraints, counts = state.data["spread"]
+        penalty = 0
+        for constraint in constraints:
+            key = constraint.get("topologyKey")
+            if constraint.get("whenUnsatisfiable") == "ScheduleAnyway" and key in info.labels:
+                penalty += counts[id(constraint)][info.labels[key]]
+        for key, weight in self.DEFAULTS:
+            if key in state.data["siblings"] and key in info.labels:
+                penalty += weight * state.data["siblings"][key][info.labels[key]]
+        return -penalty
+
+    def normalize(self, scores):
+        low, high = min(scores.values()), max(scores.values())
+        return {name: 100 if high == low else int(100 * (value - low) / (high - low)) for name, value in scores.items()}
+
+
+def default_plugins() -> list:
+    return [NodeName(), NodeUnschedulable(), TaintToleration(), NodeAffinity(), NodeResourcesFit(),
+            InterPodAffinity(), PodTopologySpread(), LeastAllocated(), BalancedAllocation()]

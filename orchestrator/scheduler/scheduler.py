@@ -1,0 +1,275 @@
+"""`ketch scheduler`: watches unscheduled pods and binds each to a node through the framework.
+
+    ketch scheduler --kubeconfig K [--scheduler-name default-scheduler] [--metrics-bind 127.0.0.1:10259]
+
+Queues, as kube-scheduler's: an active queue (arrival order), a backoff queue (a pod that failed
+waits 1 s, doubling to 10 s) and an unschedulable set, moved back to active when a node is
+added or changes, or a pod goes away (the cluster changed, the pod may fit now).
+Assume-then-bind: a pod is put on its node in the cache at once (so the next pod sees the
+space taken) and the binding is posted in the background; a failed binding forgets the
+assumption and retries the pod. A pod that fits nowhere gets a FailedScheduling event and a
+PodScheduled=False condition with kube-scheduler's message. Two schedulers may run; only the
+holder of the kube-system/kube-scheduler Lease schedules.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import sys
+import time
+
+import trio
+
+from orchestrator.client import kubeconfig
+from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable
+from orchestrator.client.events import EventRecorder
+from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.client.leader import LeaderElector
+from orchestrator.metrics import Counter, Gauge, Histogram, Registry
+from orchestrator.scheduler.framework import Framework, NodeInfo
+from orchestrator.scheduler.plugins import default_plugins
+
+log = logging.getLogger("ketch.scheduler")
+INITIAL_BACKOFF_S, MAX_BACKOFF_S = 1.0, 10.0
+
+
+def is_terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+class Scheduler:
+    def __init__(self, api: APIClient, name: str = "default-scheduler", identity: str | None = None) -> None:
+        self.api, self.name = api, name
+        self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.framework = Framework(default_plugins())
+        self.factory = InformerFactory(api)
+        self.nodes = self.factory.informer(NODES)
+        self.pods = self.factory.informer(PODS)
+        self.events = EventRecorder(api, name)
+        self.infos: dict[str, NodeInfo] = {}
+        self.placed: dict[str, str] = {}  # pod uid -> node, bound or assumed
+        self.assumed: dict[str, float] = {}  # pod uid -> when assumed
+        self.active: collections.deque[str] = collections.deque()
+        self.queued: set[str] = set()
+        self.unschedulable: set[str] = set()
+        self.attempts: dict[str, int] = {}
+        self.first_seen: dict[str, float] = {}
+        self.wakeup = trio.Event()
+        self.leading = False
+        self.metrics = Registry()
+        self.attempts_total = self.metrics.add(Counter("scheduler_schedule_attempts_total",
+                                                       "Scheduling attempts by result."))
+        self.latency = self.metrics.add(Histogram("scheduler_scheduling_attempt_duration_seconds",
+                                                  "Time of one scheduling cycle."))
+        self.e2e = self.metrics.add(Histogram("scheduler_pod_scheduling_duration_seconds",
+                                              "From first seen unscheduled to bound."))
+        self.metrics.add(Gauge("scheduler_pending_pods", "Pods waiting in the queues.",
+                               lambda: len(self.active) + len(self.unschedulable)))
+        self.metrics.add(Gauge("scheduler_leader", "1 while this scheduler holds the lease.", lambda: int(self.leading)))
+        self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
+        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    # --- cache from informers -----------------------------------------------------------------
+
+    def _node_added(self, node: dict) -> None:
+        info = NodeInfo(node)
+        for pod in self.pods.items():
+            if self.placed.get(pod["metadata"]["uid"]) == info.name:
+                info.add_pod(pod)
+        self.infos[info.name] = info
+        self._cluster_changed()
+
+    def _node_updated(self, old: dict, new: dict) -> None:
+        info = self.infos.get(new["metadata"]["name"])
+        if info is None:
+            return self._node_added(new)
+        info.node = new
+        info.__post_init__()
+        if (old.get("spec") or {}) != (new.get("spec") or {}) or old["metadata"].get("labels") != new["metadata"].get("labels") \
+                or (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable"):
+            self._cluster_changed()
+
+    def _node_deleted(self, node: dict) -> None:
+        self.infos.pop(node["metadata"]["name"], None)
+
+    def _wants(self, pod: dict) -> bool:
+        spec = pod.get("spec") or {}
+        return not spec.get("nodeName") and spec.get("schedulerName", "default-scheduler") == self.name \
+            and not pod["metadata"].get("deletionTimestamp") and not is_terminal(pod)
+
+    def _account(self, pod: dict) -> None:
+        uid, node = pod["metadata"]["uid"], (pod.get("spec") or {}).get("nodeName")
+        if not node or is_terminal(pod):
+            return
+        previous = self.placed.get(uid)
+        if previous and previous in self.infos:
+            self.infos[previous].remove_pod(uid)
+        self.placed[uid] = node
+        self.assumed.pop(uid, None)
+        if node in self.infos:
+            self.infos[node].add_pod(pod)
+
+    def _pod_added(self, pod: dict) -> None:
+        if self._wants(pod):
+            self.first_seen.setdefault(pod["metadata"]["uid"], time.monotonic())
+            self.enqueue(object_key(pod))
+        else:
+            self._account(pod)
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        if (new.get("spec") or {}).get("nodeName") or is_terminal(new):
+            if is_terminal(new):
+                self._forget(new)
+            else:
+                self._account(new)
+        elif self._wants(new) and object_key(new) in self.unschedulable and old.get("spec") != new.get("spec"):
+            self.unschedulable.discard(object_key(new))
+            self.enqueue(object_key(new))
+
+    def _pod_deleted(self, pod: dict) -> None:
+        self._forget(pod)
+        self._cluster_changed()
+
+    def _forget(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        node = self.placed.pop(uid, None)
+        self.assumed.pop(uid, None)
+        if node in self.infos:
+            self.infos[node].remove_pod(uid)
+        self.unschedulable.discard(object_key(pod))
+
+    def _cluster_changed(self) -> None:
+        for key in list(self.unschedulable):
+            self.unschedulable.discard(key)
+            self.enqueue(key)
+
+    # --- queues ---------------------------------------------------------------------------------
+
+    def enqueue(self, key: str) -> None:
+        if key not in self.queued:
+            self.queued.add(key)
+            self.active.append(key)
+            self.wakeup.set()
+
+    async def backoff(self, key: str) -> None:
+        attempts = self.attempts.get(key, 1)
+        await trio.sleep(min(INITIAL_BACKOFF_S * 2 ** (attempts - 1), MAX_BACKOFF_S))
+        self.enqueue(key)
+
+    async def next_pod(self) -> str:
+        while not self.active:
+            self.wakeup = trio.Event()
+            await self.wakeup.wait()
+        key = self.active.popleft()
+        self.queued.discard(key)
+        return key
+
+    # --- scheduling -----------------------------------------------------------------------------
+
+    async def schedule_loop(self) -> None:
+        self.leading = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                for pod in self.pods.items():
+                    if self._wants(pod):
+                        self.enqueue(object_key(pod))
+                while True:
+                    key = await self.next_pod()
+                    pod = self.pods.get(key)
+                    if pod is None or not self._wants(pod) or pod["metadata"]["uid"] in self.placed:
+                        continue
+                    self.schedule_one(pod, nursery)
+        finally:
+            self.leading = False
+
+    def schedule_one(self, pod: dict, nursery: trio.Nursery) -> None:
+        started = time.perf_counter()
+        key, uid = object_key(pod), pod["metadata"]["uid"]
+        result = self.framework.schedule(pod, list(self.infos.values()))
+        self.latency.observe(time.perf_counter() - started)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if result.node is None:
+            self.attempts_total.inc(result="unschedulable")
+            self.unschedulable.add(key)
+            message = result.message if result.evaluated else "0/0 nodes are available: no nodes registered."
+            self.events.record(pod, "Pod", "Warning", "FailedScheduling", message)
+            nursery.start_soon(self._mark_unschedulable, pod, message)
+            return
+        self.attempts_total.inc(result="scheduled")
+        self.placed[uid] = result.node  # assume: the next pod sees the space taken
+        self.assumed[uid] = time.monotonic()
+        self.infos[result.node].add_pod(pod)
+        nursery.start_soon(self._bind, pod, result.node)
+
+    async def _bind(self, pod: dict, node: str) -> None:
+        key, uid = object_key(pod), pod["metadata"]["uid"]
+        try:
+            await self.api.bind(pod, node)
+        except (APIStatusError, Unreachable) as err:
+            log.warning("event=bind_failed pod=%s node=%s error=%s", key, node, err)
+            if self.placed.get(uid) == node and uid in self.assumed:
+                self._forget(pod)
+            if not (isinstance(err, APIStatusError) and err.code in (404, 409)):
+                self.attempts_total.inc(result="error")
+                self.nursery.start_soon(self.backoff, key)
+            return
+        self.e2e.observe(time.monotonic() - self.first_seen.pop(uid, time.monotonic()))
+        self.attempts.pop(key, None)
+        meta = pod["metadata"]
+        self.events.record(pod, "Pod", "Normal", "Scheduled",
+                           f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
+
+    async def _mark_unschedulable(self, pod: dict, message: str) -> None:
+        meta = pod["metadata"]
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastProbeTime": None, "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        others = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
+        try:
+            await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": {"conditions": others + [condition]}},
+                                 subresource="status")
+        except (APIStatusError, Unreachable) as err:
+            log.info("event=condition_not_written pod=%s error=%s", meta["name"], err)
+
+    async def run(self, metrics_bind: str | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        elector = LeaderElector(self.api, "kube-scheduler", self.identity)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.events.run)
+            if metrics_bind:
+                await nursery.start(self.metrics.serve, metrics_bind)
+            await nursery.start(self.factory.run)
+            task_status.started()
+            try:
+                await elector.run(self.schedule_loop)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await elector.release()
+
+
+def add_scheduler_parser(subparsers) -> None:
+    parser = subparsers.add_parser("scheduler", help="schedule pods onto nodes")
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--scheduler-name", default="default-scheduler")
+    parser.add_argument("--metrics-bind", default=None, help="HOST:PORT for /metrics (off by default)")
+    parser.add_argument("--identity", default=None, help="leader election identity (default host-pid)")
+
+
+def run_scheduler(args) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    try:
+        access = kubeconfig.load(args.kubeconfig)
+    except kubeconfig.KubeconfigError as err:
+        print(f"ketch scheduler: {err}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        from orchestrator.controllers.manager import run_until_signalled
+        async with APIClient(access, user_agent="ketch-scheduler") as api:
+            scheduler = Scheduler(api, args.scheduler_name, args.identity)
+            await run_until_signalled(lambda: scheduler.run(args.metrics_bind))
+    trio.run(main)
+    return 0

@@ -1,0 +1,58 @@
+"""The whole control plane as processes: kv cluster, API server, controller manager, scheduler and
+5 hollow nodes (heartbeat 1 s), one per test module; everything stopped by pid at the end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from orchestrator.local_plane import LocalControlPlane
+
+
+class Cluster:
+    def __init__(self, plane: LocalControlPlane) -> None:
+        self.plane = plane
+
+    def kubectl(self, *args, **kw):
+        return self.plane.kubectl(*args, **kw)
+
+    def json(self, *args) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def wait(self, what, timeout_s: float = 60.0, interval_s: float = 0.5):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = what()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {what.__doc__ or what}")
+            time.sleep(interval_s)
+
+    def pods(self, selector: str) -> list[dict]:
+        return self.json("get", "pods", "-l", selector)["items"]
+
+    def component(self, *args: str):
+        return self.plane.start_component(args[0], *args)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    plane = LocalControlPlane(tmp_path_factory.mktemp("control"))
+    try:
+        plane.start()
+        pki = plane.pki_dir
+        plane.start_component("controller-manager", "controller-manager", "--kubeconfig",
+                              str(pki / "controller-manager.kubeconfig"), "--node-monitor-grace-seconds", "4",
+                              "--pod-eviction-seconds", "2")
+        plane.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
+        plane.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
+                              "--count", "5", "--cpu", "2", "--memory", "4Gi", "--heartbeat-seconds", "1")
+        yield Cluster(plane)
+    finally:
+        plane.stop()
