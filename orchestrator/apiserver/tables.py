@@ -66,7 +66,7 @@ def _pod_row(obj: dict) -> list[Any]:
 def _node_row(obj: dict) -> list[Any]:
     status, spec = obj.get("status") or {}, obj.get("spec") or {}
     ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-    state = "Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"
+    state = "Ready" if ready == "True" else "Unknown" if ready is None else "NotReady"
     if spec.get("unschedulable"):
         state += ",SchedulingDisabled"
     labels = _meta(obj).get("labels") or {}
