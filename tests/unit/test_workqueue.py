@@ -1,0 +1,65 @@
+"""The work queue: dedup, one worker per key, requeue with backoff after a failure."""
+
+from __future__ import annotations
+
+import trio
+
+from orchestrator.client.workqueue import WorkQueue
+
+
+async def test_a_key_added_many_times_waits_once_and_is_handled_once_per_change():
+    queue = WorkQueue("t")
+    seen = []
+    for _ in range(5):
+        queue.add("a")
+    queue.add("b")
+    assert len(queue) == 2
+
+    async def handle(key):
+        seen.append(key)
+        if key == "a" and seen.count("a") == 1:
+            queue.add("a")  # changed while in process: handled once more afterwards
+            await trio.sleep(0.05)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run, handle, 3)
+        await trio.sleep(0.3)
+        nursery.cancel_scope.cancel()
+    assert sorted(seen) == ["a", "a", "b"]
+
+
+async def test_one_worker_per_key_at_a_time():
+    queue = WorkQueue("t")
+    running, overlap = set(), []
+
+    async def handle(key):
+        if key in running:
+            overlap.append(key)
+        running.add(key)
+        await trio.sleep(0.02)
+        running.discard(key)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run, handle, 4)
+        for _ in range(20):
+            queue.add("k")
+            await trio.sleep(0.005)
+        await trio.sleep(0.2)
+        nursery.cancel_scope.cancel()
+    assert overlap == []
+
+
+async def test_a_failing_key_comes_back_after_a_growing_backoff():
+    queue = WorkQueue("t", base_delay_s=0.02)
+    times = []
+
+    async def handle(key):
+        times.append(trio.current_time())
+        if len(times) < 4:
+            raise RuntimeError("not yet")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run, handle, 1)
+        queue.add("k")
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) == 4 and queue.errors == 3 and queue.failures == {}
+    assert gaps[0] >= 0.02 and gaps[1] >= 0.04 and gaps[2] >= 0.08
