@@ -88,6 +88,11 @@ class Registry:
         return "\n".join(lines) + "\n"
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
         if scope["type"] != "http":
             return
         body, status = (self.text().encode(), 200) if scope["path"] == "/metrics" else \

@@ -135,7 +135,7 @@ class Informer:
                 backoff = 0.2
             except WatchExpired:
                 need_list = True
-            except (Unreachable, APIStatusError) as err:
+            except (Unreachable, APIStatusError, ValueError) as err:  # ValueError: a malformed line
                 log.warning("event=informer_retry resource=%s error=%s", self.resource.plural, err)
                 need_list = True
                 await trio.sleep(backoff)

@@ -36,7 +36,10 @@ class Connection:
 
     async def _next(self):
         while True:
-            event = self.h11.next_event()
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as err:  # e.g. closed by the server before it answered
+                raise ConnectionClosed(f"the server broke the protocol: {err}") from None
             if event is not h11.NEED_DATA:
                 if isinstance(event, h11.ConnectionClosed):
                     raise ConnectionClosed("the server closed the connection")
