@@ -3,6 +3,7 @@ everything else in base units (bytes, counts)."""
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal, InvalidOperation
 
 SUFFIXES = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -16,6 +17,7 @@ class QuantityError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str | int | float) -> Decimal:
     if isinstance(text, (int, float)):
         return Decimal(str(text))

@@ -20,6 +20,11 @@ DEFAULT_MILLI_CPU, DEFAULT_MEMORY = 100, 200 * 1024 * 1024  # what scoring assum
 
 
 def pod_requests(pod: dict) -> dict[str, int]:
+    """cpu (millicores), memory and the rest, summed over the containers, and pods: 1. Memoized
+    on the pod object, which the caches never change in place."""
+    cached = pod.get("_requests")
+    if cached is not None:
+        return cached
     spec = pod.get("spec") or {}
     total: dict[str, int] = collections.Counter()
     for container in spec.get("containers") or []:
@@ -28,7 +33,13 @@ def pod_requests(pod: dict) -> dict[str, int]:
         for name, value in quantity.resources((container.get("resources") or {}).get("requests")).items():
             total[name] = max(total[name], value)
     total["pods"] = 1
-    return dict(total)
+    pod["_requests"] = dict(total)
+    return pod["_requests"]
+
+
+def nonzero_requests(requests: dict[str, int]) -> dict[str, int]:
+    """What scoring counts: a pod without a cpu or memory request still takes the defaults."""
+    return {"cpu": requests.get("cpu") or DEFAULT_MILLI_CPU, "memory": requests.get("memory") or DEFAULT_MEMORY}
 
 
 @dataclass
@@ -36,6 +47,7 @@ class NodeInfo:
     node: dict
     pods: list[dict] = field(default_factory=list)
     requested: collections.Counter = field(default_factory=collections.Counter)
+    nonzero: collections.Counter = field(default_factory=collections.Counter)  # requests with the defaults
 
     def __post_init__(self) -> None:
         self.allocatable = quantity.resources((self.node.get("status") or {}).get("allocatable"))
@@ -49,13 +61,17 @@ class NodeInfo:
         return self.node["metadata"].get("labels") or {}
 
     def add_pod(self, pod: dict) -> None:
+        requests = pod_requests(pod)
         self.pods.append(pod)
-        self.requested.update(pod_requests(pod))
+        self.requested.update(requests)
+        self.nonzero.update(nonzero_requests(requests))
 
     def remove_pod(self, uid: str) -> None:
         for i, pod in enumerate(self.pods):
             if pod["metadata"]["uid"] == uid:
-                self.requested.subtract(pod_requests(pod))
+                requests = pod_requests(pod)
+                self.requested.subtract(requests)
+                self.nonzero.subtract(nonzero_requests(requests))
                 del self.pods[i]
                 return
 

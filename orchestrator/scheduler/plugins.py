@@ -6,7 +6,7 @@ import collections
 import statistics
 
 from orchestrator.apiserver.selectors import labels_match, parse_label_selector
-from orchestrator.scheduler.framework import DEFAULT_MEMORY, DEFAULT_MILLI_CPU, CycleState, NodeInfo, pod_requests
+from orchestrator.scheduler.framework import CycleState, NodeInfo, nonzero_requests, pod_requests
 
 
 def _tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -132,14 +132,12 @@ class NodeResourcesFit:
 
 
 def _fractions(pod: dict, info: NodeInfo) -> list[float]:
-    requests = pod_requests(pod)
+    requests = nonzero_requests(pod_requests(pod))
     out = []
-    for resource, default in (("cpu", DEFAULT_MILLI_CPU), ("memory", DEFAULT_MEMORY)):
+    for resource in ("cpu", "memory"):
         allocatable = info.allocatable.get(resource, 0)
-        if allocatable <= 0:
-            continue
-        used = sum(pod_requests(p).get(resource) or default for p in info.pods) + (requests.get(resource) or default)
-        out.append(min(1.0, used / allocatable))
+        if allocatable > 0:
+            out.append(min(1.0, (info.nonzero[resource] + requests[resource]) / allocatable))
     return out
 
 
