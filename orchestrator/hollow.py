@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import trio
 
-from orchestrator.client import kubeconfig
 from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, Unreachable
+from orchestrator.client.component import run_component
 from orchestrator.client.informer import InformerFactory, object_key
 from orchestrator.client.leader import micro_time
 from orchestrator.client.workqueue import WorkQueue
@@ -221,22 +221,9 @@ def add_hollow_parser(subparsers) -> None:
 
 
 def run_hollow(args) -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     if not (1 <= args.count <= 5000 and args.zones >= 1 and args.heartbeat_seconds > 0):
         print("ketch hollow-nodes: --count 1..5000, --zones >= 1, --heartbeat-seconds > 0", file=sys.stderr)
         return 2
-    try:
-        access = kubeconfig.load(args.kubeconfig)
-    except kubeconfig.KubeconfigError as err:
-        print(f"ketch hollow-nodes: {err}", file=sys.stderr)
-        return 2
-
-    async def main() -> None:
-        from orchestrator.controllers.manager import run_until_signalled
-        async with APIClient(access, user_agent="ketch-hollow-nodes") as api:
-            nodes = HollowNodes(api, args.count, args.prefix, args.cpu, args.memory, args.pods, args.zones,
-                                args.heartbeat_seconds, set(args.freeze))
-            await run_until_signalled(nodes.run)
-    trio.run(main)
-    return 0
+    return run_component("hollow-nodes", args.kubeconfig, lambda api: HollowNodes(
+        api, args.count, args.prefix, args.cpu, args.memory, args.pods, args.zones, args.heartbeat_seconds,
+        set(args.freeze)).run())

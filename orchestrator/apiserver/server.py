@@ -24,6 +24,7 @@ from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.request import JSON, Request, encode_line
 from orchestrator.apiserver.resources import BY_PATH, Resource
 from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
+from orchestrator.metrics import answer_lifespan
 
 log = logging.getLogger("ketch.apiserver")
 
@@ -61,10 +62,7 @@ class APIServer:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+            return await answer_lifespan(receive, send)
         if scope["type"] != "http":
             return
         request = Request(scope, receive, send)

@@ -143,10 +143,13 @@ class Informer:
 
 
 class InformerFactory:
-    """One informer per (resource, namespace, selectors), shared by every controller that asks."""
+    """One informer per (resource, namespace, selectors), shared by every controller that asks.
+    Every resync_s, each handler sees every object again as an update (old == new), so a
+    controller that dropped a key still reconciles it eventually."""
 
-    def __init__(self, api: APIClient) -> None:
+    def __init__(self, api: APIClient, resync_s: float = 300.0) -> None:
         self.api = api
+        self.resync_s = resync_s
         self.informers: dict[tuple, Informer] = {}
         self.nursery: trio.Nursery | None = None
 
@@ -168,3 +171,10 @@ class InformerFactory:
             for informer in list(self.informers.values()):
                 await informer.synced.wait()
             task_status.started()
+            while True:
+                await trio.sleep(self.resync_s)
+                for informer in list(self.informers.values()):
+                    for obj in informer.items():
+                        for handler in informer.handlers:
+                            if handler.on_update:
+                                handler.on_update(obj, obj)

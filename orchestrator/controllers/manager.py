@@ -9,6 +9,7 @@ standby keeps its informers warm and takes over when the Lease is not renewed.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -16,11 +17,10 @@ import sys
 
 import trio
 
-from orchestrator.client import kubeconfig
 from orchestrator.client.api import APIClient
+from orchestrator.client.component import run_component, run_elected
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory
-from orchestrator.client.leader import LeaderElector
 from orchestrator.controllers.base import Context
 from orchestrator.controllers.deployment import DeploymentController
 from orchestrator.controllers.endpoints import EndpointsController
@@ -66,18 +66,8 @@ class ControllerManager:
             self.leading = False
 
     async def run(self, metrics_bind: str | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        elector = LeaderElector(self.api, "kube-controller-manager", self.identity)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.ctx.events.run)
-            if metrics_bind:
-                await nursery.start(self.metrics.serve, metrics_bind)
-            await nursery.start(self.factory.run)
-            task_status.started()
-            try:
-                await elector.run(self.lead)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await elector.release()
+        await run_elected(self.api, "kube-controller-manager", self.identity, self.factory, self.ctx.events,
+                          self.metrics, metrics_bind, self.lead, task_status=task_status)
 
 
 def add_manager_parser(subparsers) -> None:
@@ -92,38 +82,15 @@ def add_manager_parser(subparsers) -> None:
     parser.add_argument("--identity", default=None)
 
 
-async def run_until_signalled(component) -> None:
-    """Run until SIGTERM or SIGINT, then let the component clean up (release its Lease)."""
-    import signal
-    async with trio.open_nursery() as nursery:
-        async def watch_signals() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-                    return
-        nursery.start_soon(watch_signals)
-        await component()
-        nursery.cancel_scope.cancel()
-
-
 def run_manager(args) -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     try:
-        access = kubeconfig.load(args.kubeconfig)
-        import ipaddress
         ipaddress.IPv4Network(args.cluster_cidr)
         if not 8 <= args.node_cidr_mask <= 30:
             raise ValueError("--node-cidr-mask must be 8..30")
-    except (kubeconfig.KubeconfigError, ValueError) as err:
+    except ValueError as err:
         print(f"ketch controller-manager: {err}", file=sys.stderr)
         return 2
-
-    async def main() -> None:
-        async with APIClient(access, user_agent="ketch-controller-manager") as api:
-            manager = ControllerManager(api, cluster_cidr=args.cluster_cidr, node_cidr_mask=args.node_cidr_mask,
-                                        grace_s=args.node_monitor_grace_seconds, eviction_s=args.pod_eviction_seconds,
-                                        identity=args.identity)
-            await run_until_signalled(lambda: manager.run(args.metrics_bind))
-    trio.run(main)
-    return 0
+    return run_component("controller-manager", args.kubeconfig, lambda api: ControllerManager(
+        api, cluster_cidr=args.cluster_cidr, node_cidr_mask=args.node_cidr_mask,
+        grace_s=args.node_monitor_grace_seconds, eviction_s=args.pod_eviction_seconds,
+        identity=args.identity).run(args.metrics_bind))

@@ -104,9 +104,19 @@ class ScheduleResult:
         return f"0/{self.evaluated} nodes are available: {', '.join(parts)}."
 
 
+def feasible_nodes_to_find(total: int) -> int:
+    """kube-scheduler's adaptive percentageOfNodesToScore: every node up to 100, then a share
+    that falls from 50% as clusters grow (never under 5%, never under 100 nodes)."""
+    if total <= 100:
+        return total
+    percent = max(5, 50 - total // 125)
+    return max(100, total * percent // 100)
+
+
 @dataclass
 class Framework:
     plugins: list  # in order; each may have prefilter, filter, score (and a `weight`)
+    next_start: int = 0  # where the next search begins, so every node gets its turn
 
     def schedule(self, pod: dict, nodes: list[NodeInfo]) -> ScheduleResult:
         state = CycleState()
@@ -114,7 +124,13 @@ class Framework:
             if hasattr(plugin, "prefilter"):
                 plugin.prefilter(state, pod, nodes)
         feasible, reasons = [], collections.Counter()
-        for info in nodes:
+        wanted = feasible_nodes_to_find(len(nodes))
+        start = self.next_start % len(nodes) if nodes else 0
+        searched = 0
+        for info in nodes[start:] + nodes[:start]:
+            if len(feasible) >= wanted:
+                break
+            searched += 1
             failed = None
             for plugin in self.plugins:
                 if hasattr(plugin, "filter"):
@@ -126,6 +142,7 @@ class Framework:
                     reasons[reason] += 1
             else:
                 feasible.append(info)
+        self.next_start = start + searched
         if not feasible:
             return ScheduleResult(None, 0, len(nodes), reasons)
         totals = {info.name: 0 for info in feasible}

@@ -18,16 +18,14 @@ import collections
 import logging
 import os
 import socket
-import sys
 import time
 
 import trio
 
-from orchestrator.client import kubeconfig
 from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable
+from orchestrator.client.component import run_component, run_elected
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory, object_key
-from orchestrator.client.leader import LeaderElector
 from orchestrator.metrics import Counter, Gauge, Histogram, Registry
 from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
@@ -235,18 +233,8 @@ class Scheduler:
             log.info("event=condition_not_written pod=%s error=%s", meta["name"], err)
 
     async def run(self, metrics_bind: str | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        elector = LeaderElector(self.api, "kube-scheduler", self.identity)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.events.run)
-            if metrics_bind:
-                await nursery.start(self.metrics.serve, metrics_bind)
-            await nursery.start(self.factory.run)
-            task_status.started()
-            try:
-                await elector.run(self.schedule_loop)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await elector.release()
+        await run_elected(self.api, "kube-scheduler", self.identity, self.factory, self.events, self.metrics,
+                          metrics_bind, self.schedule_loop, task_status=task_status)
 
 
 def add_scheduler_parser(subparsers) -> None:
@@ -258,18 +246,5 @@ def add_scheduler_parser(subparsers) -> None:
 
 
 def run_scheduler(args) -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-    try:
-        access = kubeconfig.load(args.kubeconfig)
-    except kubeconfig.KubeconfigError as err:
-        print(f"ketch scheduler: {err}", file=sys.stderr)
-        return 2
-
-    async def main() -> None:
-        from orchestrator.controllers.manager import run_until_signalled
-        async with APIClient(access, user_agent="ketch-scheduler") as api:
-            scheduler = Scheduler(api, args.scheduler_name, args.identity)
-            await run_until_signalled(lambda: scheduler.run(args.metrics_bind))
-    trio.run(main)
-    return 0
+    return run_component("scheduler", args.kubeconfig, lambda api: Scheduler(
+        api, args.scheduler_name, args.identity).run(args.metrics_bind))
