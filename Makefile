@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# A local control plane on loopback (3 kv members and an API server; data under .ketch) until Ctrl-C.
+# A local control plane on loopback (kv, API server, controllers, scheduler, hollow nodes; data under .ketch) until Ctrl-C.
 up: $(STAMP)
 	$(BIN)/ketch up --dir .ketch
 

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trio
+
 from kvstore.local_cluster import LocalCluster, free_port, stop_processes
 from orchestrator.apiserver import pki
 
@@ -99,6 +101,38 @@ class LocalControlPlane:
         log.close()
         self.processes.append(process)
         return process
+
+    def start_components(self, hollow_nodes: int = 3, heartbeat_s: float = 10.0) -> None:
+        """The controller manager, the scheduler and (if hollow_nodes) one hollow-nodes process."""
+        pki = self.pki_dir
+        self.start_component("controller-manager", "controller-manager", "--kubeconfig",
+                             str(pki / "controller-manager.kubeconfig"))
+        self.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
+        if hollow_nodes:
+            self.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
+                                 "--count", str(hollow_nodes), "--heartbeat-seconds", str(heartbeat_s))
+            trio.run(self.wait_for_nodes, hollow_nodes)
+
+    async def wait_for_nodes(self, count: int, timeout_s: float = 60.0) -> None:
+        """Until `count` nodes are registered, Ready and given a pod CIDR (pods can run on them)."""
+        from orchestrator.client import kubeconfig
+        from orchestrator.client.api import NODES, APIClient, APIStatusError, Unreachable
+
+        def usable(node: dict) -> bool:
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (node.get("status") or {}).get("conditions") or [])
+            return ready and bool((node.get("spec") or {}).get("podCIDR"))
+        async with APIClient(kubeconfig.load(self.kubeconfig())) as api:
+            with trio.fail_after(timeout_s):
+                while True:
+                    try:
+                        if sum(usable(n) for n in (await api.list(NODES))["items"]) >= count:
+                            return
+                    except (APIStatusError, Unreachable):
+                        pass
+                    if any(p.poll() is not None for p in self.processes):
+                        raise RuntimeError(f"a component exited: see {self.base_dir}/*.log")
+                    await trio.sleep(0.3)
 
     def stop(self) -> None:
         stop_processes(self.processes)

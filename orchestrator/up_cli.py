@@ -1,6 +1,8 @@
-"""`ketch up`: a control plane on this machine (3 kv members and an API server) until Ctrl-C.
+"""`ketch up`: a control plane on this machine until Ctrl-C: 3 kv members, an API server, the
+controller manager, the scheduler and --nodes hollow nodes (so pods really get scheduled and
+reach Running; there is no container runtime behind them yet).
 
-    ketch up [--dir .ketch] [--port 6443]
+    ketch up [--dir .ketch] [--port 6443] [--nodes 3]
 
 Data, logs, the PKI and kubeconfigs go under --dir; a second run reuses them (same CA, tokens
 and kv data). It prints the kubectl line to use. Every process is stopped by pid on Ctrl-C.
@@ -11,6 +13,8 @@ from __future__ import annotations
 import signal
 import sys
 import time
+
+import trio
 from pathlib import Path
 
 
@@ -18,6 +22,7 @@ def add_up_parser(subparsers) -> None:
     up = subparsers.add_parser("up", help="run a local control plane (kv cluster + API server) until Ctrl-C")
     up.add_argument("--dir", type=Path, default=Path(".ketch"))
     up.add_argument("--port", type=int, default=6443, help="the API server's port on 127.0.0.1")
+    up.add_argument("--nodes", type=int, default=3, help="hollow nodes to run (0: none)")
     up.add_argument("--kv-base-port", type=int, default=2379,
                     help="kv member i listens on BASE+10i (client), +1 (peer), +3 (gateway)")
 
@@ -31,14 +36,16 @@ def run_up(args) -> int:
     plane = LocalControlPlane(args.dir, api_ports=[args.port], kv_client_ports=ports)
     try:
         plane.start()
+        plane.start_components(args.nodes)
         kubeconfig = plane.kubeconfig().resolve()
-        print(f"Ketch: 3 kv members ({','.join(plane.kv.endpoints)}) and an API server on {plane.servers[0]}")
+        print(f"Ketch: 3 kv members ({','.join(plane.kv.endpoints)}), an API server on {plane.servers[0]}, "
+              f"the controller manager, the scheduler and {args.nodes} hollow nodes")
         print(f"  data, logs and PKI under {args.dir}/ (kubeconfigs per role in {plane.pki_dir}/)")
         print("Try, in another shell:")
         print(f"  export KUBECONFIG={kubeconfig}")
         print("  kubectl get namespaces")
         print("  kubectl create deployment web --image=nginx --dry-run=client -o yaml | kubectl apply -f -")
-        print("  kubectl get all -o wide")
+        print("  kubectl get all,nodes -o wide")
         print("Ctrl-C stops everything.", flush=True)
         while not stop:
             if any(p.poll() is not None for p in plane.processes) or not all(n.running() for n in plane.kv.nodes):
@@ -47,7 +54,7 @@ def run_up(args) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
-    except (RuntimeError, TimeoutError, OSError, ValueError) as err:
+    except (RuntimeError, TimeoutError, trio.TooSlowError, OSError, ValueError) as err:
         print(f"ketch up: {err}", file=sys.stderr)
         return 1
     finally:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -34,7 +35,15 @@ def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
                    for command in tried]  # the commands it prints, as a user pastes them
         assert all(a.returncode == 0 for a in answers), [a.stderr for a in answers]
         assert "default" in answers[0].stdout and "deployment.apps/web created" in answers[1].stdout
-        assert "deployment.apps/web" in answers[2].stdout
+        assert "deployment.apps/web" in answers[2].stdout and "node/hollow-0" in answers[2].stdout
+        ready = ""
+        for _ in range(60):  # the deployment's pod is scheduled onto a hollow node and runs
+            ready = subprocess.run(["kubectl", "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"],
+                                   capture_output=True, text=True, timeout=30, env=env).stdout
+            if ready == "1":
+                break
+            time.sleep(1)
+        assert ready == "1"
     finally:
         up.send_signal(signal.SIGTERM)
         out, err = up.communicate(timeout=30)
