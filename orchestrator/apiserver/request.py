@@ -3,20 +3,19 @@ protobuf message kubectl insists on) and the ways to answer it, including chunke
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
 
-from orchestrator.apiserver import auth, errors, protobuf
+from orchestrator.apiserver import auth, errors, jsoncodec, protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON = "application/json"
 
 
 def encode_line(payload: dict) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps(payload) + b"\n"
 
 
 
@@ -71,7 +70,7 @@ class Request:
         if "protobuf" in content_type:
             return protobuf.decode_access_review(raw)
         try:
-            parsed = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw)
+            parsed = yaml.safe_load(raw) if "yaml" in content_type else jsoncodec.loads(raw)
         except (ValueError, yaml.YAMLError) as err:
             what = "YAML" if "yaml" in content_type else "JSON"
             raise errors.bad_request(f"the request body is not valid {what}: {str(err).splitlines()[0]}") from None
@@ -87,12 +86,12 @@ class Request:
         await self.send({"type": "http.response.body", "body": body})
 
     async def json(self, status: int, payload: Any, content_type: str = JSON) -> None:
-        await self.reply(status, json.dumps(payload, separators=(",", ":")).encode(), content_type)
+        await self.reply(status, jsoncodec.dumps(payload), content_type)
 
     async def error(self, err: errors.APIError) -> None:
         if self.status:  # a stream already started: nothing more can be said
             return
-        await self.reply(err.code, json.dumps(err.status()).encode(), JSON, err.headers)
+        await self.reply(err.code, jsoncodec.dumps(err.status()), JSON, err.headers)
 
     async def start_stream(self, content_type: str) -> None:
         self.status = 200

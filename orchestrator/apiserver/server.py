@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import json
 import logging
 import random
 from dataclasses import dataclass, field
 
 import trio
 
-from orchestrator.apiserver import admission, auth, discovery, errors, objects, patch, selectors, tables
+from orchestrator.apiserver import admission, auth, discovery, errors, jsoncodec, objects, patch, selectors, tables
 from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.request import JSON, Request, encode_line
 from orchestrator.apiserver.resources import BY_PATH, Resource
@@ -319,7 +318,7 @@ class APIServer:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         raw = await request.body_bytes()
         try:
-            body = json.loads(raw) if raw else None
+            body = jsoncodec.loads(raw) if raw else None
         except ValueError as err:
             raise errors.bad_request(f"the patch is not valid JSON: {err}") from None
         if content_type == "application/json-patch+json":
@@ -422,7 +421,7 @@ class APIServer:
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
             raw = await request.body_bytes()
             try:
-                body = json.loads(raw)
+                body = jsoncodec.loads(raw)
             except ValueError as err:
                 raise errors.bad_request(f"the patch is not valid JSON: {err}") from None
             apply = patch.json_patch if content_type == "application/json-patch+json" else \

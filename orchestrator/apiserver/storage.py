@@ -27,7 +27,7 @@ import trio
 from kvstore import commands as c
 from kvstore.client import KVClient
 from kvstore.errors import ErrorCode, KVError
-from orchestrator.apiserver import errors
+from orchestrator.apiserver import errors, jsoncodec
 from orchestrator.apiserver.resources import STORED, Resource
 
 log = logging.getLogger("ketch.apiserver.storage")
@@ -39,11 +39,11 @@ WATCHER_BUFFER = 1_000
 def encode(obj: dict) -> bytes:
     meta = dict(obj.get("metadata") or {})
     meta.pop("resourceVersion", None)
-    return json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode()
+    return jsoncodec.dumps({**obj, "metadata": meta})
 
 
 def decode(value: bytes, mod_revision: int) -> dict:
-    obj = json.loads(value)
+    obj = jsoncodec.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
     return obj
 
@@ -246,7 +246,20 @@ class Store:
     async def guaranteed_update(self, resource: Resource, namespace: str | None, name: str,
                                 mutate: Callable[[dict], dict | None], attempts: int = 20) -> dict | None:
         """Read, mutate, write with the read's revision; retry on a conflict. mutate returns the
-        new object, or None to leave it as it is."""
+        new object, or None to leave it as it is.
+
+        The first try starts from the watch cache's copy (as Kubernetes' GuaranteedUpdate does),
+        saving a quorum read per write: the write's compare on mod_revision refuses it if the
+        copy was stale. Any other answer from the copy (an error, "nothing to change") is decided
+        again from a quorum read."""
+        cached = self.cache(resource).objects.get(resource.key(namespace, name))
+        if cached is not None:
+            try:
+                updated = mutate(cached)
+                if updated is not None:
+                    return await self.update(resource, namespace, updated, int(cached["metadata"]["resourceVersion"]))
+            except errors.APIError:
+                pass  # whatever the stale copy caused, the quorum read below decides
         for _ in range(attempts):
             current = await self.get(resource, namespace, name)
             updated = mutate(current)
