@@ -24,7 +24,7 @@ def add_up_parser(subparsers) -> None:
     up.add_argument("--port", type=int, default=6443, help="the API server's port on 127.0.0.1")
     up.add_argument("--nodes", type=int, default=3, help="hollow nodes to run (0: none)")
     up.add_argument("--kv-base-port", type=int, default=2379,
-                    help="kv member i listens on BASE+10i (client), +1 (peer), +3 (gateway)")
+                    help="kv member i takes client port BASE+10i (0: any free ports)")
 
 
 def run_up(args) -> int:
@@ -32,7 +32,7 @@ def run_up(args) -> int:
 
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    ports = [args.kv_base_port + 10 * i for i in range(3)]
+    ports = [args.kv_base_port + 10 * i for i in range(3)] if args.kv_base_port else None
     plane = LocalControlPlane(args.dir, api_ports=[args.port], kv_client_ports=ports)
     try:
         plane.start()

@@ -14,7 +14,6 @@ holder of the kube-system/kube-scheduler Lease schedules.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import socket
@@ -26,6 +25,7 @@ from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unre
 from orchestrator.client.component import run_component, run_elected
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.client.workqueue import WorkQueue
 from orchestrator.metrics import Counter, Gauge, Histogram, Registry
 from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
@@ -50,12 +50,10 @@ class Scheduler:
         self.infos: dict[str, NodeInfo] = {}
         self.placed: dict[str, str] = {}  # pod uid -> node, bound or assumed
         self.assumed: dict[str, float] = {}  # pod uid -> when assumed
-        self.active: collections.deque[str] = collections.deque()
-        self.queued: set[str] = set()
+        self.active = WorkQueue("scheduler-active")  # arrival order, each pod at most once
         self.unschedulable: set[str] = set()
         self.attempts: dict[str, int] = {}
         self.first_seen: dict[str, float] = {}
-        self.wakeup = trio.Event()
         self.leading = False
         self.metrics = Registry()
         self.attempts_total = self.metrics.add(Counter("scheduler_schedule_attempts_total",
@@ -147,10 +145,7 @@ class Scheduler:
     # --- queues ---------------------------------------------------------------------------------
 
     def enqueue(self, key: str) -> None:
-        if key not in self.queued:
-            self.queued.add(key)
-            self.active.append(key)
-            self.wakeup.set()
+        self.active.add(key)
 
     async def backoff(self, key: str) -> None:
         attempts = self.attempts.get(key, 1)
@@ -158,11 +153,8 @@ class Scheduler:
         self.enqueue(key)
 
     async def next_pod(self) -> str:
-        while not self.active:
-            self.wakeup = trio.Event()
-            await self.wakeup.wait()
-        key = self.active.popleft()
-        self.queued.discard(key)
+        key = await self.active.get()
+        self.active.done(key)  # one scheduling loop: a key is never in process when added again
         return key
 
     # --- scheduling -----------------------------------------------------------------------------

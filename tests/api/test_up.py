@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -17,9 +16,8 @@ from kvstore.local_cluster import free_port
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
-    port, kv_base = free_port(), random.randrange(40000, 50000, 100)
     up = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "up", "--dir", str(tmp_path / "k"), "--port",
-                           str(port), "--kv-base-port", str(kv_base)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           str(free_port()), "--kv-base-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, start_new_session=True)
     lines = []
     try:
@@ -27,7 +25,9 @@ def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
             lines.append(line)
             if "Ctrl-C stops everything" in line:
                 break
-        kubeconfig = next(line.split("=", 1)[1].strip() for line in lines if "export KUBECONFIG=" in line)
+        exports = [line.split("=", 1)[1].strip() for line in lines if "export KUBECONFIG=" in line]
+        assert exports, f"ketch up printed no KUBECONFIG: {''.join(lines)}{up.stderr.read() if up.poll() is not None else ''}"
+        kubeconfig = exports[0]
         env = {**os.environ, "KUBECONFIG": kubeconfig, "KUBECACHEDIR": str(tmp_path / "cache")}
         tried = [line.strip() for line in lines if line.strip().startswith("kubectl ")]
         assert len(tried) == 3, lines
