@@ -24,16 +24,12 @@ import trio
 from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, Unreachable
 from orchestrator.client.component import run_component
 from orchestrator.client.informer import InformerFactory, object_key
-from orchestrator.client.leader import micro_time
 from orchestrator.client.workqueue import WorkQueue
+from orchestrator.timestamps import now, now_micro
 
 log = logging.getLogger("ketch.hollow")
 FROZEN = "ketch.dev/frozen"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-
-
-def now() -> str:
-    return micro_time()[:19] + "Z"
 
 
 def node_object(name: str, zone: str, cpu: str, memory: str, pods: int, address: str) -> dict:
@@ -105,7 +101,7 @@ class HollowNodes:
 
     async def heartbeat(self, name: str) -> None:
         spec = {"holderIdentity": name, "leaseDurationSeconds": int(max(1, self.heartbeat_s * 4)),
-                "renewTime": micro_time()}
+                "renewTime": now_micro()}
         try:
             await self.api.patch(LEASES, NODE_LEASE_NAMESPACE, name, {"spec": spec})
         except APIStatusError as err:

@@ -7,18 +7,14 @@ import copy
 import secrets
 import string
 import uuid
-from datetime import datetime, timezone
 
+from orchestrator import timestamps
 from orchestrator.apiserver import errors
 from orchestrator.apiserver.resources import Resource
 
 STATUS_RESET_ON_CREATE = {"Pod": {"phase": "Pending"}, "Deployment": {}, "ReplicaSet": {},
                           "Service": {"loadBalancer": {}}}
 GENERATED_SUFFIX = string.ascii_lowercase + string.digits
-
-
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def with_type(resource: Resource, obj: dict) -> dict:
@@ -52,7 +48,7 @@ def prepare_create(resource: Resource, obj: dict, namespace: str | None) -> dict
     for server_set in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
         meta.pop(server_set, None)
     meta["uid"] = str(uuid.uuid4())
-    meta["creationTimestamp"] = now_rfc3339()
+    meta["creationTimestamp"] = timestamps.now()
     if "spec" in obj or resource.kind in ("Deployment", "ReplicaSet", "Pod", "Service"):
         meta["generation"] = 1
     if resource.kind in STATUS_RESET_ON_CREATE:
@@ -131,7 +127,7 @@ def bind(pod: dict, binding: dict, resource: Resource) -> dict:
     bound.setdefault("spec", {})["nodeName"] = node
     conditions = [c for c in bound.setdefault("status", {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
     conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                       "lastTransitionTime": now_rfc3339()})
+                       "lastTransitionTime": timestamps.now()})
     bound["status"]["conditions"] = conditions
     return bound
 
@@ -150,7 +146,7 @@ def mark_deleting(obj: dict, grace_s: int, extra_finalizer: str | None = None) -
     if marked.get("kind") == "Namespace":
         marked.setdefault("status", {})["phase"] = "Terminating"
     meta = marked["metadata"]
-    meta.setdefault("deletionTimestamp", now_rfc3339())
+    meta.setdefault("deletionTimestamp", timestamps.now())
     meta["deletionGracePeriodSeconds"] = grace_s
     if extra_finalizer and extra_finalizer not in (meta.get("finalizers") or []):
         meta["finalizers"] = (meta.get("finalizers") or []) + [extra_finalizer]

@@ -8,7 +8,7 @@ import secrets
 import trio
 
 from orchestrator.client.api import EVENTS, APIClient, APIStatusError, Unreachable
-from orchestrator.client.leader import micro_time
+from orchestrator import timestamps
 
 log = logging.getLogger("ketch.client.events")
 
@@ -23,7 +23,7 @@ class EventRecorder:
 
     def record(self, obj: dict, kind: str, event_type: str, reason: str, message: str) -> None:
         meta = obj["metadata"]
-        stamp = micro_time()[:19] + "Z"
+        stamp = timestamps.now()
         namespace = meta.get("namespace") or "default"
         event = {"metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
                  "involvedObject": {"kind": kind, "namespace": meta.get("namespace", ""), "name": meta["name"],

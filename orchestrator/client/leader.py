@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import trio
 
+from orchestrator.timestamps import now_micro
 from orchestrator.client.api import LEASES, APIClient, APIStatusError, Unreachable
 
 log = logging.getLogger("ketch.client.leader")
-
-
-def micro_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -59,12 +55,12 @@ class LeaderElector:
             return False  # someone else holds it and has renewed recently
         transitions = spec.get("leaseTransitions", 0) + (holder != self.identity)
         lease["spec"] = {**self._spec(transitions),
-                         "acquireTime": spec.get("acquireTime") if holder == self.identity else micro_time()}
+                         "acquireTime": spec.get("acquireTime") if holder == self.identity else now_micro()}
         await self.api.update(LEASES, lease)  # fails with 409 if anyone wrote it since our read
         return True
 
     def _spec(self, transitions: int) -> dict:
-        stamp = micro_time()
+        stamp = now_micro()
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration_s),
                 "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions}
 

@@ -12,8 +12,8 @@ import copy
 import hashlib
 import json
 import math
-import time
 
+from orchestrator import timestamps
 from orchestrator.client.api import DEPLOYMENTS, PODS, REPLICASETS
 from orchestrator.controllers.base import Controller, controller_of, ignore_missing, is_active, is_ready, split_key
 from orchestrator.controllers.replicaset import is_available
@@ -52,10 +52,6 @@ def surge_and_unavailable(deployment: dict) -> tuple[int, int]:
     surge = resolve(rolling.get("maxSurge", "25%"), replicas, True)
     unavailable = resolve(rolling.get("maxUnavailable", "25%"), replicas, False)
     return (surge, 1) if surge == 0 and unavailable == 0 else (surge, unavailable)
-
-
-def now_text() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class DeploymentController(Controller):
@@ -219,7 +215,7 @@ class DeploymentController(Controller):
         def condition(kind: str, status: str, reason: str, message: str) -> dict:
             old_condition = previous.get(kind) or {}
             same = old_condition.get("status") == status
-            stamp = now_text()
+            stamp = timestamps.now()
             return {"type": kind, "status": status, "reason": reason, "message": message,
                     "lastUpdateTime": old_condition.get("lastUpdateTime", stamp) if same and old_condition.get("reason") == reason else stamp,
                     "lastTransitionTime": old_condition.get("lastTransitionTime", stamp) if same else stamp}

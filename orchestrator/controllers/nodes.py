@@ -18,6 +18,7 @@ import time
 
 import trio
 
+from orchestrator import timestamps
 from orchestrator.client.api import LEASES, NODES, PODS
 from orchestrator.controllers.base import Controller, ignore_missing, is_active
 
@@ -75,7 +76,7 @@ class NodeLifecycleController(Controller):
         others = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") not in (UNREACHABLE, NOT_READY)]
         current = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") in (UNREACHABLE, NOT_READY)]
         if [(t["key"], t["effect"]) for t in current] != [(t["key"], t["effect"]) for t in wanted]:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            stamp = timestamps.now()
             await ignore_missing(self.api.patch(NODES, None, key, {"spec": {"taints": others + [
                 {**t, "timeAdded": stamp} for t in wanted]}}))
             if state == "unknown":
@@ -99,7 +100,7 @@ class NodeLifecycleController(Controller):
 
     async def mark_unknown(self, node: dict) -> None:
         conditions = []
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        stamp = timestamps.now()
         for condition in (node.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "Ready":
                 condition = {**condition, "status": "Unknown", "reason": "NodeStatusUnknown",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timezone
 
+from orchestrator import timestamps
 from orchestrator.client.api import PODS, REPLICASETS, APIStatusError
 from orchestrator.controllers.base import Controller, controller_of, ignore_missing, is_active, is_ready, split_key
 
@@ -21,11 +21,8 @@ EXPECTATIONS_TIMEOUT_S = 30.0
 def ready_since(pod: dict) -> float | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready" and condition.get("status") == "True":
-            stamp = condition.get("lastTransitionTime")
-            try:
-                return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-            except (TypeError, ValueError):
-                return 0.0
+            since = timestamps.epoch(condition.get("lastTransitionTime"))
+            return 0.0 if since is None else since
     return None
 
 
@@ -98,7 +95,7 @@ class ReplicaSetController(Controller):
     async def delete_pods(self, rs: dict, active: list[dict], excess: int) -> None:
         def rank(pod: dict):
             return (bool((pod.get("spec") or {}).get("nodeName")), is_ready(pod),
-                    -datetime.strptime(pod["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").timestamp())
+                    -(timestamps.epoch(pod["metadata"].get("creationTimestamp")) or 0.0))
         doomed = sorted(active, key=rank)[:excess]
         self.expected[rs["metadata"]["uid"]] = (len(active) - excess, excess, time.monotonic())
         for pod in doomed:

@@ -21,6 +21,7 @@ import time
 
 import trio
 
+from orchestrator import timestamps
 from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable
 from orchestrator.client.component import run_component, run_elected
 from orchestrator.client.events import EventRecorder
@@ -216,7 +217,7 @@ class Scheduler:
     async def _mark_unschedulable(self, pod: dict, message: str) -> None:
         meta = pod["metadata"]
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-                     "lastProbeTime": None, "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                     "lastProbeTime": None, "lastTransitionTime": timestamps.now()}
         others = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
         try:
             await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": {"conditions": others + [condition]}},
