@@ -84,6 +84,19 @@ def _label_key(text: str) -> str:
     return key
 
 
+_EXPRESSION_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+
+
+def selector_requirements(selector: dict) -> list[Requirement]:
+    """A LabelSelector object (matchLabels and matchExpressions, as in Deployments, affinity
+    terms and spread constraints) as requirements. A Service's plain map is {"matchLabels": map}."""
+    out = [Requirement(k, "=", frozenset([v])) for k, v in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        out.append(Requirement(expression.get("key"), _EXPRESSION_OPS.get(expression.get("operator"), "exists"),
+                               frozenset(expression.get("values") or [])))
+    return out
+
+
 def labels_match(requirements: list[Requirement], obj: dict) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return all(r.matches(labels) for r in requirements)

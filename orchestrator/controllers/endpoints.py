@@ -3,7 +3,7 @@ not ready, with the service's ports resolved to the pods' (by number, or by cont
 
 from __future__ import annotations
 
-from orchestrator.apiserver.selectors import labels_match, parse_label_selector
+from orchestrator.apiserver.selectors import labels_match, selector_requirements
 from orchestrator.client.api import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES, APIStatusError
 from orchestrator.controllers.base import Controller, is_ready, split_key
 
@@ -43,12 +43,12 @@ class EndpointsController(Controller):
         for service in self.services.items():
             selector = (service.get("spec") or {}).get("selector")
             if service["metadata"]["namespace"] == namespace and selector and \
-                    labels_match(parse_label_selector(",".join(f"{k}={v}" for k, v in selector.items())), pod):
+                    labels_match(selector_requirements({"matchLabels": selector}), pod):
                 self.enqueue(service)
 
     def members(self, service: dict) -> list[dict]:
         selector = (service.get("spec") or {}).get("selector") or {}
-        requirements = parse_label_selector(",".join(f"{k}={v}" for k, v in selector.items()))
+        requirements = selector_requirements({"matchLabels": selector})
         return [p for p in self.pods.by_index("namespace", service["metadata"]["namespace"])
                 if labels_match(requirements, p) and (p.get("status") or {}).get("podIP")
                 and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]

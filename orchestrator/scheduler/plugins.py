@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import math
 
-from orchestrator.apiserver.selectors import labels_match, parse_label_selector
+from orchestrator.apiserver.selectors import selector_requirements
 from orchestrator.scheduler.framework import CycleState, NodeInfo, nonzero_requests, pod_requests
 
 
@@ -22,16 +22,8 @@ def _tolerates(tolerations: list[dict], taint: dict) -> bool:
 
 
 def _selector_matches(selector: dict | None, labels: dict) -> bool:
-    """A LabelSelector (matchLabels and matchExpressions)."""
-    if selector is None:
-        return False
-    obj = {"metadata": {"labels": labels}}
-    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for expression in selector.get("matchExpressions") or []:
-        key, op, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        parts.append({"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
-                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, key))
-    return labels_match(parse_label_selector(",".join(parts)), obj)
+    """A LabelSelector (matchLabels and matchExpressions); none matches nothing."""
+    return selector is not None and all(r.matches(labels) for r in selector_requirements(selector))
 
 
 def _node_term_matches(term: dict, node: dict) -> bool:
