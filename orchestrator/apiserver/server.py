@@ -315,26 +315,17 @@ class APIServer:
         await self.send_object(request, resource, result)
 
     async def patch(self, request: Request, route: Route) -> None:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        raw = await request.body_bytes()
-        try:
-            body = jsoncodec.loads(raw) if raw else None
-        except ValueError as err:
-            raise errors.bad_request(f"the patch is not valid JSON: {err}") from None
-        if content_type == "application/json-patch+json":
-            apply = lambda current: patch.json_patch(current, body)  # noqa: E731
-        elif content_type == "application/merge-patch+json":
-            apply = lambda current: patch.merge_patch(current, body)  # noqa: E731
-        elif content_type == "application/strategic-merge-patch+json":
-            apply = lambda current: patch.strategic_merge_patch(current, body)  # noqa: E731
-        else:
+        content_type, body = await read_patch(request, allow_empty=True)
+        patcher = PATCHERS.get(content_type)
+        if patcher is None:
             raise errors.APIError(415, "UnsupportedMediaType", f"the patch content type {content_type!r} is not "
                                   "supported (json-patch, merge-patch, strategic-merge-patch)")
+        apply = lambda current: patcher(current, body)  # noqa: E731
         if content_type != "application/json-patch+json" and not isinstance(body, dict):
             raise errors.bad_request("a merge patch must be a JSON object")
         expected = None
         if isinstance(body, dict):
-            expected = parse_resource_version(((body.get("metadata") or {}) or {}).get("resourceVersion"))
+            expected = parse_resource_version((body.get("metadata") or {}).get("resourceVersion"))
         await self.write(request, route, apply, expected)
 
     async def delete(self, request: Request, route: Route) -> None:
@@ -418,14 +409,8 @@ class APIServer:
             body = await request.body_object()
             change = lambda current: objects.apply_scale(current, body)  # noqa: E731
         elif request.method == "PATCH":
-            content_type = request.headers.get("content-type", "").split(";")[0].strip()
-            raw = await request.body_bytes()
-            try:
-                body = jsoncodec.loads(raw)
-            except ValueError as err:
-                raise errors.bad_request(f"the patch is not valid JSON: {err}") from None
-            apply = patch.json_patch if content_type == "application/json-patch+json" else \
-                patch.strategic_merge_patch if content_type == "application/strategic-merge-patch+json" else patch.merge_patch
+            content_type, body = await read_patch(request)
+            apply = PATCHERS.get(content_type, patch.merge_patch)
             change = lambda current: objects.apply_scale(current, apply(objects.scale_of(resource, current), body))  # noqa: E731
         else:
             raise errors.method_not_allowed()
@@ -519,6 +504,20 @@ class APIServer:
                   "# HELP ketch_apiserver_watchers Open watches.", "# TYPE ketch_apiserver_watchers gauge",
                   f"ketch_apiserver_watchers {sum(len(c.watchers) for c in self.store.caches.values())}"]
         return "\n".join(lines) + "\n"
+
+
+PATCHERS = {"application/json-patch+json": patch.json_patch, "application/merge-patch+json": patch.merge_patch,
+            "application/strategic-merge-patch+json": patch.strategic_merge_patch}
+
+
+async def read_patch(request: Request, allow_empty: bool = False) -> tuple[str, object]:
+    """(content type without parameters, the decoded body; None if empty and allowed)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    raw = await request.body_bytes()
+    try:
+        return content_type, (jsoncodec.loads(raw) if raw or not allow_empty else None)
+    except ValueError as err:
+        raise errors.bad_request(f"the patch is not valid JSON: {err}") from None
 
 
 def _bump(resource: Resource, current: dict, new: dict) -> dict | None:
