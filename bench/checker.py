@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kvstore import linearizability as lin  # noqa: E402
-from tests.unit.test_linearizability import simulated_register_history  # noqa: E402
+from orchestrator.lab import history, linearizability as lin  # noqa: E402
+from orchestrator.lab.simulate import simulated_register_history  # noqa: E402
 
 TESTDATA = Path(os.environ.get("KETCH_TESTDATA") or ROOT.parent / "shared" / "testdata") / "porcupine-kv"
 
@@ -42,11 +42,11 @@ def measure(name: str, lines: list[str], target_s: float, repeat: int) -> dict:
     verdict = []
 
     def check() -> None:
-        events = lin.parse_history(lines)
-        verdict.append(lin.check(lin.operations(events), lin.guess_model(events)).verdict.value)
-    parse_s = best_of(repeat, lambda: lin.operations(lin.parse_history(lines)))
+        events = history.parse_history(lines)
+        verdict.append(lin.check(history.operations(events), history.guess_model(events)).verdict.value)
+    parse_s = best_of(repeat, lambda: history.operations(history.parse_history(lines)))
     check_s = best_of(repeat, check)
-    ops = len(lin.operations(lin.parse_history(lines)))
+    ops = len(history.operations(history.parse_history(lines)))
     return {"history": name, "operations": ops, "verdict": verdict[-1], "check_s": round(check_s, 3),
             "parse_s": round(parse_s, 4), "check_per_parse": round(check_s / parse_s, 1),
             "target_s": target_s, "share_of_target": round(check_s / target_s, 3)}

@@ -4,7 +4,7 @@
     python bench/kv.py --target ketch --workload put --clients 16 --duration 10
     python bench/kv.py --target etcd --endpoints 127.0.0.1:2379 --workload range-l --clients 16
 
-The generator speaks etcd's v3 JSON gateway (kvstore.gateway_client), one persistent HTTP/1.1
+The generator speaks etcd's v3 JSON gateway (orchestrator.lab.gateway_client), one persistent HTTP/1.1
 connection per client, clients spread over --procs processes so the GIL is not the limit, as in
 the reference measurements (shared/reference/etcd.md §1a). Keys are drawn uniformly from
 --key-space preloaded keys; values are --val-size bytes.
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kvstore.gateway_client import EtcdJSONClient, GatewayError  # noqa: E402
+from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError  # noqa: E402
 
 DEFAULT_PLAN = [("put", 1), ("put", 16), ("put", 64), ("range-l", 16), ("range-s", 16), ("update", 16)]
 
@@ -134,7 +134,7 @@ def preload(endpoints: list[str], token: str | None, key_space: int, val_size: i
 
 def start_target(name: str, work_dir: Path):
     if name == "etcd":
-        from kvstore.anchor import EtcdCluster
+        from orchestrator.lab.anchor import EtcdCluster
         cluster = EtcdCluster(work_dir / "etcd", members=3)
         cluster.start()
         return cluster, cluster.endpoints, None

@@ -252,7 +252,8 @@ async def _client_command(args, token: str) -> int:
             return _print(args, result, str(result["deleted"]))
         if command == "txn":
             raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-            result = await kv.command({"op": "txn", **_bytes_from_json(json.loads(raw))})
+            body = _bytes_from_json(json.loads(raw))
+            result = await kv.command(c.txn(body.get("compare", []), body.get("success", []), body.get("failure", [])))
             return _print(args, result, "SUCCESS" if result["succeeded"] else "FAILURE")
         if command == "compact":
             result = await kv.compact(args.revision)

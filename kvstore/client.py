@@ -1,4 +1,4 @@
-"""The kv client library: async (trio) with a small sync facade.
+"""The kv client library (async, trio).
 
     async with KVClient(["127.0.0.1:2379", ...], token) as kv:
         await kv.put(b"k", b"v")
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -30,7 +29,7 @@ from kvstore import commands as c
 from kvstore.errors import ErrorCode, KVError
 from kvstore.requests import READ_OPS
 from kvstore.sessions import MAX_RESULTS_PER_CLIENT
-from kvstore.wire import FrameReader, frame
+from kvstore.wire import FrameReader, frame, receive_message
 
 MAX_WRITES_IN_FLIGHT = MAX_RESULTS_PER_CLIENT
 RETRY_PAUSE_S = 0.1
@@ -61,17 +60,7 @@ class _Connection:
             raise ConnectionLost(str(err)) from None
 
     async def receive(self) -> dict | None:
-        while True:
-            message = self.reader.next_message()
-            if message is not None:
-                return message
-            try:
-                data = await self.stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                return None
-            if not data:
-                return None
-            self.reader.feed(data)
+        return await receive_message(self.stream, self.reader)
 
     async def request(self, body: dict) -> dict:
         request_id = next(self.ids)
@@ -244,16 +233,16 @@ class KVClient:
         return await self.command(c.compact(revision))
 
     async def lease_grant(self, ttl: int, lease_id: int = 0) -> dict:
-        return await self.command({"op": "lease_grant", "ttl": ttl, "id": lease_id})
+        return await self.command(c.lease_grant(ttl, lease_id=lease_id))
 
     async def lease_revoke(self, lease_id: int) -> dict:
         return await self.command(c.lease_revoke(lease_id))
 
     async def lease_keepalive(self, lease_id: int) -> dict:
-        return await self.command({"op": "lease_keepalive", "id": lease_id})
+        return await self.command(c.lease_keepalive(lease_id))
 
     async def lease_time_to_live(self, lease_id: int, keys: bool = False) -> dict:
-        return await self.command({"op": "lease_time_to_live", "id": lease_id, "keys": keys})
+        return await self.command(c.lease_time_to_live(lease_id, keys=keys))
 
     async def keep_lease_alive(self, lease_id: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run in a nursery: keep the lease alive at a third of its TTL until cancelled."""
@@ -362,47 +351,3 @@ class _Watch:
             await connection.send({"id": next(connection.ids), "cancel_watch": watch_id})
         except ConnectionLost:
             pass
-
-
-class SyncKVClient:
-    """A blocking facade: a trio loop in a background thread runs a KVClient."""
-
-    def __init__(self, endpoints: list[str], token: str, **kw: Any) -> None:
-        self._ready = threading.Event()
-        self._client: KVClient | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=trio.run, args=(self._main, endpoints, token, kw),
-                                        daemon=True, name="kv-client")
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    async def _main(self, endpoints, token, kw) -> None:
-        try:
-            async with KVClient(endpoints, token, **kw) as client:
-                self._client = client
-                self._token = trio.lowlevel.current_trio_token()
-                self._stop = trio.Event()
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            self._error = err
-            self._ready.set()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kw: Any) -> Any:
-            return trio.from_thread.run(lambda: method(*args, **kw), trio_token=self._token)
-        return call
-
-    def close(self) -> None:
-        trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> SyncKVClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

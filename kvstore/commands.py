@@ -12,6 +12,13 @@ def _opt(cmd: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return cmd
 
 
+def _stamped(cmd: dict[str, Any], now: float | None) -> dict[str, Any]:
+    """Time 0 is a time; only a missing time is left for the receiving member to stamp."""
+    if now is not None:
+        cmd["now"] = now
+    return cmd
+
+
 def range_(key: bytes, range_end: bytes | None = None, *, limit: int = 0, revision: int = 0,
            keys_only: bool = False, count_only: bool = False) -> dict[str, Any]:
     return _opt({"op": "range", "key": key}, range_end=range_end, limit=limit,
@@ -41,16 +48,17 @@ def compact(revision: int) -> dict[str, Any]:
     return {"op": "compact", "revision": revision}
 
 
-def lease_grant(ttl: int, now: float, lease_id: int = 0) -> dict[str, Any]:
-    return _opt({"op": "lease_grant", "ttl": ttl, "now": now}, id=lease_id)
+def lease_grant(ttl: int, now: float | None = None, lease_id: int = 0) -> dict[str, Any]:
+    """Without `now`, the member that receives it stamps its own time (clients never send time)."""
+    return _stamped(_opt({"op": "lease_grant", "ttl": ttl}, id=lease_id), now)
 
 
 def lease_revoke(lease_id: int) -> dict[str, Any]:
     return {"op": "lease_revoke", "id": lease_id}
 
 
-def lease_keepalive(lease_id: int, now: float) -> dict[str, Any]:
-    return {"op": "lease_keepalive", "id": lease_id, "now": now}
+def lease_keepalive(lease_id: int, now: float | None = None) -> dict[str, Any]:
+    return _stamped({"op": "lease_keepalive", "id": lease_id}, now)
 
 
 def lease_expire(now: float) -> dict[str, Any]:
@@ -61,8 +69,12 @@ def lease_promote(now: float, extend: float) -> dict[str, Any]:
     return {"op": "lease_promote", "now": now, "extend": extend}
 
 
-def lease_time_to_live(lease_id: int, now: float, keys: bool = False) -> dict[str, Any]:
-    return _opt({"op": "lease_time_to_live", "id": lease_id, "now": now}, keys=keys)
+def lease_time_to_live(lease_id: int, now: float | None = None, keys: bool = False) -> dict[str, Any]:
+    return _stamped(_opt({"op": "lease_time_to_live", "id": lease_id}, keys=keys), now)
+
+
+def status() -> dict[str, Any]:
+    return {"op": "status"}
 
 
 def tagged(command: dict[str, Any], client_id: bytes | str, seq: int) -> dict[str, Any]:

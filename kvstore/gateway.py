@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from kvstore import commands as c
 from kvstore.errors import ErrorCode, KVError, invalid
 from kvstore.server import KVServer
 from kvstore.wire import MAX_FRAME_BYTES
@@ -75,26 +76,18 @@ def _flag(body: dict, name: str) -> bool:
 
 
 def range_command(body: dict) -> dict:
-    cmd = {"op": "range", "key": _b64(body, "key") or b"", "limit": _int(body, "limit"),
-           "revision": _int(body, "revision"), "keys_only": _flag(body, "keys_only"),
-           "count_only": _flag(body, "count_only")}
-    end = _b64(body, "range_end")
-    if end:
-        cmd["range_end"] = end
-    return cmd
+    return c.range_(_b64(body, "key") or b"", _b64(body, "range_end"), limit=_int(body, "limit"),
+                    revision=_int(body, "revision"), keys_only=_flag(body, "keys_only"),
+                    count_only=_flag(body, "count_only"))
 
 
 def put_command(body: dict) -> dict:
-    return {"op": "put", "key": _b64(body, "key") or b"", "value": _b64(body, "value") or b"",
-            "lease": _int(body, "lease"), "prev_kv": _flag(body, "prev_kv")}
+    return c.put(_b64(body, "key") or b"", _b64(body, "value") or b"", lease=_int(body, "lease"),
+                 prev_kv=_flag(body, "prev_kv"))
 
 
 def delete_command(body: dict) -> dict:
-    cmd = {"op": "delete_range", "key": _b64(body, "key") or b"", "prev_kv": _flag(body, "prev_kv")}
-    end = _b64(body, "range_end")
-    if end:
-        cmd["range_end"] = end
-    return cmd
+    return c.delete_range(_b64(body, "key") or b"", _b64(body, "range_end"), prev_kv=_flag(body, "prev_kv"))
 
 
 def _compare(body: dict) -> dict:
@@ -103,11 +96,7 @@ def _compare(body: dict) -> dict:
     if target is None or result is None:
         raise invalid("unknown compare target or result")
     value: Any = (_b64(body, "value") or b"") if target == "value" else _int(body, target)
-    cmp = {"target": target, "result": result, "key": _b64(body, "key") or b"", "value": value}
-    end = _b64(body, "range_end")
-    if end:
-        cmp["range_end"] = end
-    return cmp
+    return c.compare(_b64(body, "key") or b"", target, result, value, _b64(body, "range_end"))
 
 
 def _request_op(body: Any) -> dict:
@@ -121,9 +110,9 @@ def _request_op(body: Any) -> dict:
 
 
 def txn_command(body: dict) -> dict:
-    return {"op": "txn", "compare": [_compare(c) for c in body.get("compare", [])],
-            "success": [_request_op(op) for op in body.get("success", [])],
-            "failure": [_request_op(op) for op in body.get("failure", [])]}
+    return c.txn([_compare(cmp) for cmp in body.get("compare", [])],
+                 [_request_op(op) for op in body.get("success", [])],
+                 [_request_op(op) for op in body.get("failure", [])])
 
 
 def _kv_json(kv: dict) -> dict:
@@ -276,19 +265,19 @@ class Gateway:
         return {**self.header(revision), **txn_json(result, revision)}
 
     async def _compaction(self, body: dict) -> dict:
-        result = await self._run({"op": "compact", "revision": _int(body, "revision")})
+        result = await self._run(c.compact(_int(body, "revision")))
         return self.header(result["header"]["revision"])
 
     async def _lease_grant(self, body: dict) -> dict:
-        result = await self._run({"op": "lease_grant", "ttl": _int(body, "TTL"), "id": _int(body, "ID")})
+        result = await self._run(c.lease_grant(_int(body, "TTL"), lease_id=_int(body, "ID")))
         return {**self.header(result["header"]["revision"]), "ID": str(result["id"]), "TTL": str(result["ttl"])}
 
     async def _lease_revoke(self, body: dict) -> dict:
-        result = await self._run({"op": "lease_revoke", "id": _int(body, "ID")})
+        result = await self._run(c.lease_revoke(_int(body, "ID")))
         return self.header(result["header"]["revision"])
 
     async def _lease_ttl(self, body: dict) -> dict:
-        result = await self._run({"op": "lease_time_to_live", "id": _int(body, "ID"), "keys": _flag(body, "keys")})
+        result = await self._run(c.lease_time_to_live(_int(body, "ID"), keys=_flag(body, "keys")))
         out = {**self.header(result["header"]["revision"]), "ID": str(result["id"]), "TTL": str(result["ttl"])}
         if result.get("granted_ttl"):
             out["grantedTTL"] = str(result["granted_ttl"])
@@ -297,7 +286,7 @@ class Gateway:
         return out
 
     async def _status(self, body: dict) -> dict:
-        state = self.server.replica.read_local([{"op": "status"}])[0]
+        state = self.server.replica.read_local([c.status()])[0]
         raft = self.server.replica.raft_status()
         return {**self.header(state["revision"]), "version": ETCD_VERSION, "dbSize": str(state["db_size"]),
                 "leader": str(self.server.member_id if raft["is_leader"] else 0),
@@ -305,7 +294,7 @@ class Gateway:
                 "raftAppliedIndex": str(raft["raft_applied_index"]), "dbSizeInUse": str(state["db_size"])}
 
     async def _lease_keepalive(self, body: dict, send) -> None:
-        result = await self._run({"op": "lease_keepalive", "id": _int(body, "ID")})
+        result = await self._run(c.lease_keepalive(_int(body, "ID")))
         await _start_stream(send)
         line = {"result": {**self.header(self.server.replica.revision), "ID": str(result["id"]),
                            "TTL": str(result["ttl"])}}
@@ -345,7 +334,7 @@ class Gateway:
     def metrics(self) -> str:
         replica = self.server.replica
         raft = replica.raft_status()
-        state = replica.read_local([{"op": "status"}])[0]
+        state = replica.read_local([c.status()])[0]
         lines = [
             "# HELP ketch_kv_revision The store's current revision.", "# TYPE ketch_kv_revision gauge",
             f"ketch_kv_revision {state['revision']}",

@@ -46,7 +46,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
-from kvstore import snapshot
+from kvstore import commands, snapshot
 from kvstore.codec import decode, encode
 from kvstore.errors import ErrorCode, KVError
 from kvstore.journal import DurableJournal, fsync_dir, write_durably
@@ -148,14 +148,14 @@ class Replica(SyncObj):
     # --- the one replicated method ----------------------------------------------------------
 
     @replicated
-    def apply_batch(self, frame: bytes) -> list[dict]:
+    def apply_batch(self, frame: bytes) -> list[dict | KVError]:
         try:
             version, commands = decode(frame)
             if version != BATCH_VERSION:
                 raise KVError(ErrorCode.INVALID_ARGUMENT, f"unknown batch version {version}")
         except (KVError, TypeError, ValueError) as err:
             error = err if isinstance(err, KVError) else KVError(ErrorCode.INVALID_ARGUMENT, str(err))
-            return [{"error": error.to_wire()}]
+            return [error]
         with self.state_lock:
             results = [self.machine.apply_safely(command) for command in commands]
             revision = self.machine.revision
@@ -307,18 +307,17 @@ class Replica(SyncObj):
 
     def _run_reads_after_barrier(self, reads: list[tuple[list[dict], Done]]) -> Done:
         def after_barrier(results_or_error):
-            for commands, done in reads:
+            for batch, done in reads:
                 if isinstance(results_or_error, KVError):
                     # A failed barrier read nothing: reads are never ambiguous.
                     done(unavailable(results_or_error.message, ambiguous=False))
                 else:
-                    done(self.read_local(commands))
+                    done(self.read_local(batch))
         return after_barrier
 
     def _on_state_changed(self, old_state: int, new_state: int) -> None:
         if new_state == 2:  # became leader: rebase lease deadlines on this member's clock
-            self._propose([{"op": "lease_promote", "now": time.time(),
-                            "extend": self.timing.election_max_s}], lambda _: None)
+            self._propose([commands.lease_promote(time.time(), self.timing.election_max_s)], lambda _: None)
 
     def _propose_lease_work(self) -> None:
         now = time.time()
@@ -328,7 +327,7 @@ class Replica(SyncObj):
         with self.state_lock:
             due = self.machine.leases.expired(now)
         if due:
-            self._propose([{"op": "lease_expire", "now": now}], lambda _: None)
+            self._propose([commands.lease_expire(now)], lambda _: None)
 
     # --- snapshots through pysyncobj's serializer hooks ------------------------------------
 

@@ -23,10 +23,11 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from kvstore import commands
 from kvstore.errors import ErrorCode, KVError, invalid
 from kvstore.replica import Replica, unavailable
 from kvstore.requests import READ_OPS, parse_command
-from kvstore.wire import FrameReader, frame
+from kvstore.wire import FrameReader, frame, receive_message
 
 log = logging.getLogger("ketch.kv.server")
 
@@ -140,11 +141,12 @@ class KVServer:
             watches: dict[int, trio.CancelScope] = {}
             while True:
                 try:
-                    message = await self._receive(stream, reader)
+                    message = await receive_message(stream, reader, RECEIVE_BYTES)
                 except KVError as err:  # a frame we cannot read: say why, then hang up
                     log.info("event=bad_frame member=%s code=%s reason=%r", self.name, err.code, err.message)
                     with trio.move_on_after(1):
                         await send({"id": 0, "error": err.to_wire()})
+                        await _drain(stream)
                     break
                 if message is None:
                     break
@@ -152,23 +154,9 @@ class KVServer:
                 nursery.start_soon(self._dispatch, message, send, limiter, watches, nursery)
             nursery.cancel_scope.cancel()
 
-    async def _receive(self, stream: trio.SocketStream, reader: FrameReader) -> dict | None:
-        """The next message, None at the end of the stream. Raises KVError for a bad frame."""
-        while True:
-            message = reader.next_message()
-            if message is not None:
-                return message
-            try:
-                data = await stream.receive_some(RECEIVE_BYTES)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return None
-            if not data:
-                return None
-            reader.feed(data)
-
     async def _authenticate(self, stream, reader, send: Send) -> bool:
         with trio.move_on_after(AUTH_TIMEOUT_S):
-            message = await self._receive(stream, reader)
+            message = await receive_message(stream, reader, RECEIVE_BYTES)
             token = message.get("token") if message and message.get("type") == "auth" else None
             if isinstance(token, str) and any(hmac.compare_digest(token, t) for t in self.tokens):
                 await send({"type": "auth_ok", "member": self.name})
@@ -225,7 +213,10 @@ class KVServer:
         parse_command(command)  # refuse malformed commands here, before they cost a log entry
         if op in READ_OPS:
             if serializable or self.unsafe_local_reads:
-                return self.replica.read_local([command])[0]
+                result = self.replica.read_local([command])[0]
+                if isinstance(result, KVError):
+                    raise result
+                return result
             reply = Reply(self.token)
             self.replica.submit_reads([command], reply)
             result = await reply.wait(REQUEST_TIMEOUT_S)
@@ -238,11 +229,9 @@ class KVServer:
             if result is None:
                 raise unavailable("the write was not committed in time; it may still apply",
                                   ambiguous=True)
+        result = result[0] if isinstance(result, list) else result
         if isinstance(result, KVError):
             raise result
-        result = result[0] if isinstance(result, list) else result
-        if "error" in result:
-            raise KVError.from_wire(result["error"])
         return result
 
     async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
@@ -277,7 +266,7 @@ class KVServer:
     async def _admin(self, message: dict) -> dict:
         action = message.get("admin")
         if action == "status":
-            state = self.replica.read_local([{"op": "status"}])[0]
+            state = self.replica.read_local([commands.status()])[0]
             return {**state, **self.replica.raft_status(), "member": self.name}
         if action == "member_list":
             return {"members": self.replica.members(), "leader": self.replica.leader()}
@@ -293,3 +282,15 @@ class KVServer:
                 raise unavailable(f"membership change failed (raft error {error})", ambiguous=error is None)
             return {"members": self.replica.members()}
         raise invalid(f"unknown admin request {action!r}")
+
+
+async def _drain(stream: trio.SocketStream) -> None:
+    """Read and drop what the client still sends until it hangs up (the caller bounds the time):
+    closing with unread bytes makes the kernel send a reset, which can destroy the error frame
+    just sent before the client reads it."""
+    try:
+        await stream.send_eof()
+        while await stream.receive_some(RECEIVE_BYTES):
+            pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass

@@ -89,12 +89,13 @@ class StateMachine:
             self.sessions.record(cmd.client_id, cmd.seq, result)
         return result
 
-    def apply_safely(self, command: Any) -> dict[str, Any]:
-        """Like `apply`, but a failure is a value: {"error": {code, message, ...}}."""
+    def apply_safely(self, command: Any) -> dict[str, Any] | KVError:
+        """Like `apply`, but a failure is returned (the exception itself), not raised: one
+        command of a batch failing must not stop the others. It meets the wire as an error frame."""
         try:
             return self.apply(command)
         except KVError as err:
-            return {"error": err.to_wire()}
+            return err
 
     # --- key-value ops ----------------------------------------------------------------------
 

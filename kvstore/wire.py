@@ -1,4 +1,5 @@
-"""Client protocol framing (sans-IO): 4-byte big-endian length, then one msgpack map.
+"""Client protocol framing: 4-byte big-endian length, then one msgpack map. `FrameReader` is
+sans-IO; `receive_message` drives it from a trio stream for the client and the member alike.
 
 Messages (client -> member):
     {"type": "auth", "token": str}                       first frame on every connection
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import struct
 from typing import Any
+
+import trio
 
 from kvstore.codec import decode, encode
 from kvstore.errors import ErrorCode, KVError, invalid
@@ -60,3 +63,19 @@ class FrameReader:
         if not isinstance(message, dict):
             raise invalid("a frame must hold a msgpack map")
         return message
+
+
+async def receive_message(stream: trio.abc.ReceiveStream, reader: FrameReader,
+                          chunk_bytes: int = 65536) -> dict[str, Any] | None:
+    """The next whole message, or None once the stream ends. Raises KVError for a bad frame."""
+    while True:
+        message = reader.next_message()
+        if message is not None:
+            return message
+        try:
+            data = await stream.receive_some(chunk_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return None
+        if not data:
+            return None
+        reader.feed(data)

@@ -8,8 +8,8 @@ import sys
 from kvstore.cli import add_kv_parser, run_kv
 from orchestrator import __version__
 from orchestrator.apiserver.cli import add_apiserver_parsers, run_apiserver, run_pki
-from orchestrator.chaos_cli import add_chaos_parser, run_chaos
-from orchestrator.check_cli import add_check_parser, run_check
+from orchestrator.lab.chaos_cli import add_chaos_parser, run_chaos
+from orchestrator.lab.check_cli import add_check_parser, run_check
 from orchestrator.controllers.manager import add_manager_parser, run_manager
 from orchestrator.hollow import add_hollow_parser, run_hollow
 from orchestrator.scheduler.scheduler import add_scheduler_parser, run_scheduler

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kvstore import linearizability as lin
+from orchestrator.lab import history as histories, linearizability as lin
 from kvstore.member import new_secret_file
 from orchestrator.lab import report
 from orchestrator.lab.hosts import Host, Lab, LabProcess, wait_port
@@ -180,8 +180,8 @@ class ChaosRun:
     def _judge(self, schedule: list[ScheduledFault], started: float) -> dict:
         history = report.merge_histories([self.out / f"history-{i}.jsonl" for i in range(self.clients)])
         (self.out / "history.jsonl").write_text("".join(line + "\n" for line in history))
-        events = lin.parse_history(history)
-        result = lin.check(lin.operations(events), lin.REGISTER)
+        events = histories.parse_history(history)
+        result = lin.check(histories.operations(events), lin.REGISTER)
         adds = report.combine_adds([report.lost_adds(_lines(self.out / f"adds-{i}.jsonl"))
                                     for i in range(self.clients)])
         completions = [e for e in events if e.type != "invoke"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kvstore import linearizability as lin
+from orchestrator.lab import history
 from orchestrator.lab.schedule import ScheduledFault
 
 
@@ -98,7 +98,7 @@ def current_leader(observation_lines: list[str], peers: list[str]) -> int | None
     return peers.index(best[1]) if best else None
 
 
-def fault_windows(events: list[lin.Event], schedule: list[ScheduledFault], started: float) -> dict:
+def fault_windows(events: list[history.Event], schedule: list[ScheduledFault], started: float) -> dict:
     windows = [(started + f.start_s, started + f.start_s + f.duration_s) for f in schedule]
     per_fault = [[0, 0] for _ in schedule]
     outside = [0, 0]

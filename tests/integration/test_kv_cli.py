@@ -10,7 +10,6 @@ import sys
 import pytest
 
 
-
 def ketch(cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     env_flags = ["--endpoints", ",".join(cluster.endpoints), "--token-file", str(cluster.token_file)]
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "kv", *env_flags, *args],

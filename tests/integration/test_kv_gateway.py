@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from kvstore.anchor import EtcdCluster, etcd_binary
-from kvstore.gateway_client import EtcdJSONClient, GatewayError, b64
+from orchestrator.lab.anchor import EtcdCluster, etcd_binary
+from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError, b64
 from tests.integration.conftest import leader_of
 
 

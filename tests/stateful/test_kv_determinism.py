@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from kvstore import StateMachine, snapshot
 from kvstore import commands as c
+from kvstore.errors import KVError
 from tests.stateful.test_kv_state_machine import garbage, keys, range_ends, txns, values
 
 commands = st.one_of(
@@ -53,5 +54,5 @@ def test_bad_input_never_changes_state(log, bad):
     machine = StateMachine()
     run(machine, log)
     before = snapshot.dump(machine)
-    assert "error" in machine.apply_safely(bad)
+    assert isinstance(machine.apply_safely(bad), KVError)
     assert snapshot.dump(machine) == before

@@ -2,7 +2,15 @@
 
 import pytest
 
-from orchestrator.apiserver.auth import Request, TokenFileError, User, allowed, authenticate, load_tokens, needs_pod_node
+from orchestrator.apiserver.auth import (
+    Request,
+    TokenFileError,
+    User,
+    allowed,
+    authenticate,
+    load_tokens,
+    needs_pod_node,
+)
 
 ADMIN = User("admin", "1", ("system:masters",))
 VIEWER = User("viewer", "2", ("ketch:viewers",))

@@ -3,8 +3,12 @@
 import pytest
 
 from orchestrator.apiserver.errors import APIError
-from orchestrator.apiserver.selectors import (fields_match, labels_match, parse_field_selector,
-                                              parse_label_selector)
+from orchestrator.apiserver.selectors import (
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 POD = {"metadata": {"name": "p", "namespace": "default", "labels": {"app": "web", "tier": "front"}},
        "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}

@@ -2,8 +2,7 @@
 
 import json
 
-from kvstore import linearizability as lin
-from orchestrator.lab import report
+from orchestrator.lab import history, report
 from orchestrator.lab.schedule import ScheduledFault
 
 PEERS = ["10.0.0.1:2380", "10.0.0.2:2380", "10.0.0.3:2380"]
@@ -62,7 +61,7 @@ def test_a_cluster_is_settled_only_when_every_member_follows_one_leader_in_one_t
 
 
 def test_availability_is_counted_per_fault_window():
-    events = [lin.Event(process=0, type=t, f="read", key="r", value=None, time=time)
+    events = [history.Event(process=0, type=t, f="read", key="r", value=None, time=time)
               for time, t in [(100.5, "invoke"), (101, "ok"), (102.5, "fail"), (103, "info"), (110, "ok")]]
     schedule = [ScheduledFault(1.0, 2.0, "pause", (0,)), ScheduledFault(2.5, 1.0, "kill", (1,))]
     result = report.fault_windows(events, schedule, started=100)

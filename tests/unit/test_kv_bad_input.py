@@ -6,6 +6,7 @@ import pytest
 from kvstore import StateMachine
 from kvstore import commands as c
 from kvstore.codec import decode
+from kvstore.errors import ErrorCode, KVError
 from kvstore.requests import MAX_KEY_BYTES, MAX_REQUEST_BYTES
 from tests.kvtools import fails, filled
 
@@ -74,12 +75,13 @@ def test_bad_commands_are_invalid_and_change_nothing(sm, name, command):
 
 @pytest.mark.parametrize("frame", [b"\xc1", b"\x92\x01", b"\xdb\xff\xff\xff\xff", b""])
 def test_malformed_msgpack_is_invalid_argument(frame):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(KVError) as info:
         decode(frame)
     assert info.value.code == "INVALID_ARGUMENT"
 
 
 def test_apply_safely_turns_errors_into_values(sm):
     out = sm.apply_safely(c.put(b"", b"v"))
-    assert out["error"]["code"] == "INVALID_ARGUMENT"
-    assert msgpack.unpackb(msgpack.packb(out)) == out
+    assert isinstance(out, KVError) and out.code == ErrorCode.INVALID_ARGUMENT
+    wire = out.to_wire()  # how it leaves the member: an error frame that survives msgpack
+    assert KVError.from_wire(msgpack.unpackb(msgpack.packb(wire))) == out

@@ -3,6 +3,7 @@
 import pytest
 
 from kvstore import commands as c
+from kvstore.errors import KVError
 from tests.kvtools import fails, filled, values_of
 
 
@@ -95,6 +96,6 @@ def test_watch_from_the_compact_revision_works_and_below_it_answers_compacted():
     sm = history()
     sm.apply(c.compact(4))
     assert [g["revision"] for g in sm.watch_events(4, b"\0", b"\0")] == [4, 5, 6]
-    with pytest.raises(Exception) as info:
+    with pytest.raises(KVError) as info:
         sm.watch_events(3, b"\0", b"\0")
     assert info.value.code == "COMPACTED" and info.value.details["compact_revision"] == 4

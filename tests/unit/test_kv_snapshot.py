@@ -5,6 +5,7 @@ import pytest
 from kvstore import StateMachine, snapshot
 from kvstore import commands as c
 from kvstore.codec import encode
+from kvstore.errors import KVError
 
 
 def busy_machine() -> StateMachine:
@@ -48,6 +49,6 @@ def test_restored_machine_goes_on_like_the_original():
     (encode({"format": "ketch-kv-snapshot", "version": 1}), "corrupt snapshot"),
 ])
 def test_bad_snapshots_are_refused_with_a_reason(data, reason):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(KVError) as info:
         snapshot.load(data)
     assert info.value.code == "INVALID_ARGUMENT" and reason in info.value.message

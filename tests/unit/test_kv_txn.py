@@ -2,8 +2,8 @@
 
 import pytest
 
-from kvstore import commands as c
 from kvstore import StateMachine
+from kvstore import commands as c
 from tests.kvtools import fails, filled, get
 
 # key "a": value b"5", create_revision 2, mod_revision 3, version 2, lease 0

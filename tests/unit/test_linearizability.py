@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
-import random
 from pathlib import Path
 
 import pytest
 
-from kvstore import linearizability as lin
+from orchestrator.lab import history as histories
+from orchestrator.lab import linearizability as lin
+from orchestrator.lab.history import json_row as jrow
+from orchestrator.lab.simulate import simulated_register_history
 
 TESTDATA = Path(os.environ.get("KETCH_TESTDATA") or
                 Path(__file__).resolve().parents[2].parent / "shared" / "testdata") / "porcupine-kv"
 
 
 def verdict(text: str, model=lin.REGISTER, budget: int = 2_000_000) -> lin.Verdict:
-    return lin.check(lin.operations(lin.parse_history(text.strip().splitlines())), model, budget).verdict
-
-
-def jrow(process, kind, f, value=None, key=None, time=None):
-    row = {"process": process, "type": kind, "f": f, "value": value}
-    if key is not None:
-        row["key"] = key
-    if time is not None:
-        row["time"] = time
-    return json.dumps(row)
+    return lin.check(histories.operations(histories.parse_history(text.strip().splitlines())), model, budget).verdict
 
 
 @pytest.mark.skipif(not TESTDATA.exists(), reason=f"no porcupine test data at {TESTDATA}")
 @pytest.mark.parametrize("name", ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"])
 def test_porcupine_kv_histories_get_their_known_verdicts(name):
-    events = lin.parse_history((TESTDATA / f"{name}.txt").read_text().splitlines())
-    result = lin.check(lin.operations(events), lin.guess_model(events))
+    events = histories.parse_history((TESTDATA / f"{name}.txt").read_text().splitlines())
+    result = lin.check(histories.operations(events), histories.guess_model(events))
     expected = lin.Verdict.LINEARIZABLE if name.endswith("-ok") else lin.Verdict.NOT_LINEARIZABLE
     assert result.verdict is expected
 
@@ -121,9 +113,9 @@ INFO  jepsen.util - 3	:fail	:cas	[1 4]
 
 
 def test_jepsen_register_logs_are_read():
-    events = lin.parse_history(JEPSEN_LOG.strip().splitlines())
+    events = histories.parse_history(JEPSEN_LOG.strip().splitlines())
     assert len(events) == 10
-    ops = lin.operations(events)
+    ops = histories.operations(events)
     assert [op.f for op in ops] == ["write", "cas", "read"]  # the failed read and cas are dropped
     assert lin.check(ops, lin.REGISTER).verdict is lin.Verdict.LINEARIZABLE
     stale = JEPSEN_LOG.replace("1	:ok	:read	4", "1	:ok	:read	1")
@@ -135,7 +127,7 @@ def test_kv_model_checks_keys_independently():
                jrow(1, "invoke", "append", "b", key="y"), jrow(1, "ok", "append", "b", key="y"),
                jrow(2, "invoke", "get", key="x"), jrow(2, "ok", "get", "a", key="x"),
                jrow(2, "invoke", "get", key="y"), jrow(2, "ok", "get", "", key="y")]
-    result = lin.check(lin.operations(lin.parse_history(history)), lin.KV)
+    result = lin.check(histories.operations(histories.parse_history(history)), lin.KV)
     assert result.verdict is lin.Verdict.NOT_LINEARIZABLE and result.key == "y"
     assert "No order can include" in result.explanation
 
@@ -151,43 +143,14 @@ def test_an_exhausted_budget_is_unknown_never_a_guess():
     ('{:process 0, :type :invoke, :f :read, :value @x}', "line 1"),
 ])
 def test_unreadable_lines_name_their_line(bad, reason):
-    with pytest.raises(lin.HistoryError) as info:
-        lin.parse_history([bad], "auto" if not bad.startswith("{:") else "edn")
+    with pytest.raises(histories.HistoryError) as info:
+        histories.parse_history([bad], "auto" if not bad.startswith("{:") else "edn")
     assert reason in str(info.value)
 
 
 def test_completions_without_invokes_are_errors():
-    with pytest.raises(lin.HistoryError):
-        lin.operations(lin.parse_history([jrow(0, "ok", "read", 1)]))
-
-
-def simulated_register_history(ops: int, clients: int, seed: int) -> list[str]:
-    """A linearizable history by construction: each op takes effect at a random instant inside
-    its [call, return] window; outputs follow from applying ops in that order."""
-    rng = random.Random(seed)
-    planned = []
-    clock = [0.0] * clients
-    for i in range(ops):
-        client = i % clients
-        call = clock[client] + rng.uniform(0, 1)
-        ret = call + rng.uniform(0.1, 3)
-        clock[client] = ret
-        kind = rng.choice(["read", "read", "write", "cas"])
-        value = [rng.randrange(5), rng.randrange(5)] if kind == "cas" else rng.randrange(5)
-        planned.append([rng.uniform(call, ret), client, kind, value, call, ret])
-    state, rows = None, []
-    for point, client, kind, value, call, ret in sorted(planned):
-        if kind == "read":
-            out, status = state, "ok"
-        elif kind == "write":
-            state, out, status = value, value, "ok"
-        else:
-            status = "ok" if state == value[0] else "fail"
-            state = value[1] if status == "ok" else state
-            out = value
-        rows.append((call, jrow(client, "invoke", kind, None if kind == "read" else value, time=call)))
-        rows.append((ret, jrow(client, status, kind, out, time=ret)))
-    return [row for _, row in sorted(rows, key=lambda r: r[0])]
+    with pytest.raises(histories.HistoryError):
+        histories.operations(histories.parse_history([jrow(0, "ok", "read", 1)]))
 
 
 def test_a_10000_operation_register_history_with_10_clients():

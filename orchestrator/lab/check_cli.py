@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kvstore import linearizability as lin
+from orchestrator.lab import history, linearizability as lin
 
 
 def add_check_parser(subparsers) -> None:
@@ -24,15 +24,15 @@ def run_check(args) -> int:
     try:
         lines = sys.stdin if args.history == "-" else open(args.history, encoding="utf-8")
         with lines:
-            events = lin.parse_history(lines, args.format)
-        ops = lin.operations(events)
+            events = history.parse_history(lines, args.format)
+        ops = history.operations(events)
     except OSError as err:
         print(f"ketch check: cannot read {args.history}: {err.strerror}", file=sys.stderr)
         return 2
-    except lin.HistoryError as err:
+    except history.HistoryError as err:
         print(f"ketch check: {args.history}: {err}", file=sys.stderr)
         return 2
-    model = lin.MODELS[args.model] if args.model else lin.guess_model(events)
+    model = lin.MODELS[args.model] if args.model else history.guess_model(events)
     try:
         result = lin.check(ops, model, args.budget)
     except ValueError as err:  # an operation the model does not know
@@ -42,7 +42,7 @@ def run_check(args) -> int:
     print(f"{len(ops)} operations ({unknown} of unknown outcome), model {model.name}, "
           f"{len(result.per_key) or 1} partition(s), {result.steps} search steps")
     if args.html:
-        from orchestrator.timeline import write_timeline
+        from orchestrator.lab.timeline import write_timeline
         write_timeline(args.html, ops, result)
         print(f"timeline: {args.html}")
     if result.verdict is lin.Verdict.LINEARIZABLE:
