@@ -3,11 +3,13 @@ protobuf message kubectl insists on) and the ways to answer it, including chunke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
 
+from orchestrator.api.resources import Resource
 from orchestrator.apiserver import auth, errors, jsoncodec, protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -114,3 +116,11 @@ class Request:
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:  # the client already hung up
             pass
+
+
+@dataclass
+class Route:
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None

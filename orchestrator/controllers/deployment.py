@@ -184,12 +184,16 @@ class DeploymentController(Controller):
         room = replicas + surge - total
         if room > 0 and new_size < replicas:
             await self.scale(deployment, new, min(replicas, new_size + room))
-        # scale down old sets as far as availability allows: never below replicas - maxUnavailable
-        available = sum(self.available(rs, min_ready) for rs in [new, *old])
+        # scale down old sets as far as availability allows: never below replicas - maxUnavailable.
+        # A set counts at most its spec.replicas: pods of a set already scaled down are about to go,
+        # and counting them (the informer still shows them) would scale down a second time.
+        def kept(rs: dict) -> int:
+            return min(self.available(rs, min_ready), (rs.get("spec") or {}).get("replicas", 0))
+        available = sum(kept(rs) for rs in [new, *old])
         can_remove = available - (replicas - unavailable)
         for rs in sorted(old, key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0"))):
             size = (rs.get("spec") or {}).get("replicas", 0)
-            unhealthy = max(0, size - self.available(rs, min_ready))
+            unhealthy = max(0, size - kept(rs))
             cut = min(size, unhealthy + max(0, can_remove))
             if cut <= 0:
                 continue
