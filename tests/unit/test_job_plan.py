@@ -1,8 +1,15 @@
 """The Job plan: counting through finalizers, parallelism, indexes, back-off, failure policy, suspend."""
 
-from orchestrator import timestamps
-from orchestrator.controllers.plans.job import (INDEX_KEY, TRACKING_FINALIZER, backoff_remaining_s,
-                                                format_indexes, parse_indexes, plan, ttl_expiry)
+from orchestrator.api import timestamps
+from orchestrator.controllers.plans.job import (
+    INDEX_KEY,
+    TRACKING_FINALIZER,
+    backoff_remaining_s,
+    format_indexes,
+    parse_indexes,
+    plan,
+    ttl_expiry,
+)
 
 NOW = 1_800_000_000.0
 
@@ -63,10 +70,13 @@ def test_completes_when_completions_are_reached():
     result = plan(job(completions=5, parallelism=2, status=status), [pod("e", "Succeeded", finalizer=False),
                                                                      pod("f")], NOW)
     # e had been recorded? no: without finalizer and not uncounted it is not counted again
-    assert result.status["succeeded"] == 4 and not any(c["type"] == "Complete" for c in result.status.get("conditions", []))
+    assert result.status["succeeded"] == 4 and not any(
+        c["type"] == "Complete" for c in result.status.get("conditions", [])
+    )
     recorded = dict(status, uncountedTerminatedPods={"succeeded": ["uid-e"], "failed": []})
-    done = plan(job(completions=5, parallelism=2, status=recorded), [pod("e", "Succeeded", finalizer=False),
-                                                                     pod("f")], NOW)
+    done = plan(
+        job(completions=5, parallelism=2, status=recorded), [pod("e", "Succeeded", finalizer=False), pod("f")], NOW
+    )
     kinds = {c["type"]: c for c in done.status["conditions"]}
     assert kinds["Complete"]["status"] == "True" and done.status["succeeded"] == 5
     assert done.delete == ["f"] and done.status["completionTime"] == timestamps.format_epoch(NOW)
@@ -89,7 +99,10 @@ def test_backoff_limit_fails_the_job_and_deletes_active_pods():
     status = {"failed": 2}
     result = plan(job(completions=5, backoffLimit=2, status=status), [pod("x", "Failed"), pod("r")], NOW)
     failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
-    assert failed["reason"] == "BackoffLimitExceeded" and failed["message"] == "Job has reached the specified backoff limit"
+    assert (
+        failed["reason"] == "BackoffLimitExceeded"
+        and failed["message"] == "Job has reached the specified backoff limit"
+    )
     assert result.delete == ["r"] and result.create == []
 
 
@@ -99,8 +112,12 @@ def test_a_deleted_pod_counts_as_failed():
 
 
 def test_pod_failure_policy_fail_job_and_ignore():
-    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
-                        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [7]}}]}
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [7]}},
+        ]
+    }
     fatal = plan(job(completions=3, podFailurePolicy=policy), [pod("p", "Failed", exit_code=42)], NOW)
     failed = next(c for c in fatal.status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailurePolicy"
@@ -114,23 +131,32 @@ def test_active_deadline_fails_the_job():
     status = {"startTime": timestamps.format_epoch(NOW - 61)}
     result = plan(job(completions=3, activeDeadlineSeconds=60, status=status), [pod("r")], NOW)
     assert next(c for c in result.status["conditions"] if c["type"] == "Failed")["reason"] == "DeadlineExceeded"
-    waiting = plan(job(completions=3, activeDeadlineSeconds=60, status={"startTime": timestamps.format_epoch(NOW - 10)}),
-                   [pod("r")], NOW)
+    waiting = plan(
+        job(completions=3, activeDeadlineSeconds=60, status={"startTime": timestamps.format_epoch(NOW - 10)}),
+        [pod("r")],
+        NOW,
+    )
     assert waiting.requeue_after_s == 50
 
 
 def test_indexed_job_runs_each_index_once_with_its_index():
     status = {"completedIndexes": "0", "succeeded": 1}
-    result = plan(job(completions=4, parallelism=2, completionMode="Indexed", status=status),
-                  [pod("pi-1", index=1), pod("pi-2", "Succeeded", index=2)], NOW)
+    result = plan(
+        job(completions=4, parallelism=2, completionMode="Indexed", status=status),
+        [pod("pi-1", index=1), pod("pi-2", "Succeeded", index=2)],
+        NOW,
+    )
     created = result.create
     assert [c["metadata"]["annotations"][INDEX_KEY] for c in created] == ["3"]
     body = created[0]
     assert body["spec"]["hostname"] == "pi-3" and body["metadata"]["generateName"] == "pi-3-"
     assert body["spec"]["containers"][0]["env"][0]["name"] == "JOB_COMPLETION_INDEX"
     # index 2 counts once its finalizer is gone
-    later = plan(job(completions=4, parallelism=2, completionMode="Indexed", status=result.status),
-                 [pod("pi-1", index=1), pod("pi-2", "Succeeded", index=2, finalizer=False)], NOW)
+    later = plan(
+        job(completions=4, parallelism=2, completionMode="Indexed", status=result.status),
+        [pod("pi-1", index=1), pod("pi-2", "Succeeded", index=2, finalizer=False)],
+        NOW,
+    )
     assert parse_indexes(later.status["completedIndexes"]) == {0, 2}
 
 
@@ -145,8 +171,11 @@ def test_suspend_deletes_active_pods_and_resume_restarts_the_clock():
 
 
 def test_work_queue_job_without_completions_ends_on_first_success_when_none_active():
-    result = plan(job(parallelism=3, status={"uncountedTerminatedPods": {"succeeded": ["uid-a"], "failed": []}}),
-                  [pod("a", "Succeeded", finalizer=False)], NOW)
+    result = plan(
+        job(parallelism=3, status={"uncountedTerminatedPods": {"succeeded": ["uid-a"], "failed": []}}),
+        [pod("a", "Succeeded", finalizer=False)],
+        NOW,
+    )
     assert any(c["type"] == "Complete" for c in result.status["conditions"])
     still = plan(job(parallelism=3, status={"succeeded": 1}), [pod("b")], NOW)
     assert still.create == [] and not still.status.get("conditions")
@@ -164,7 +193,9 @@ def test_index_ranges_round_trip():
 
 
 def test_ttl_after_finished():
-    finished = job(ttlSecondsAfterFinished=30, status={"conditions": [{"type": "Complete", "status": "True"}],
-                                                       "completionTime": timestamps.format_epoch(NOW)})
+    finished = job(
+        ttlSecondsAfterFinished=30,
+        status={"conditions": [{"type": "Complete", "status": "True"}], "completionTime": timestamps.format_epoch(NOW)},
+    )
     assert ttl_expiry(finished) == NOW + 30
     assert ttl_expiry(job(ttlSecondsAfterFinished=30)) is None

@@ -56,7 +56,7 @@ class Schedule:
         parts = spec.split()
         if len(parts) != 5:
             raise ScheduleError(f"expected exactly 5 fields, found {len(parts)}: {text}")
-        parsed = [_parse_field(part, *field) for part, field in zip(parts, FIELDS)]
+        parsed = [_parse_field(part, *field) for part, field in zip(parts, FIELDS, strict=True)]
         return cls(*(values for values, _ in parsed), any_day=parsed[2][1], any_weekday=parsed[4][1])
 
     def day_matches(self, moment: datetime) -> bool:

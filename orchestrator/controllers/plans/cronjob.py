@@ -71,7 +71,9 @@ def plan(cronjob: dict, jobs: list[dict], now: datetime) -> CronPlan:
     try:
         schedule = Schedule.parse(spec.get("schedule", ""))
     except ScheduleError as err:
-        result.events.append(("Warning", "UnparseableSchedule", f"unparseable schedule: {spec.get('schedule')!r} : {err}"))
+        result.events.append(
+            ("Warning", "UnparseableSchedule", f"unparseable schedule: {spec.get('schedule')!r} : {err}")
+        )
         return result
 
     _reconcile_active(status, jobs, result)
@@ -89,14 +91,20 @@ def plan(cronjob: dict, jobs: list[dict], now: datetime) -> CronPlan:
     if not missed:
         return result
     if len(missed) > MISSED_WARNING_AFTER:
-        result.events.append(("Warning", "TooManyMissedTimes",
-                              f"too many missed start times: > {MISSED_WARNING_AFTER}. Set or decrease "
-                              ".spec.startingDeadlineSeconds or check clock skew"))
+        result.events.append(
+            (
+                "Warning",
+                "TooManyMissedTimes",
+                f"too many missed start times: > {MISSED_WARNING_AFTER}. Set or decrease "
+                ".spec.startingDeadlineSeconds or check clock skew",
+            )
+        )
     # at most one catch-up: the latest time missed, however many there were
     scheduled = schedule.last_at_or_before(now, zone) or missed[-1]
     if deadline_s is not None and scheduled + timedelta(seconds=deadline_s) < now:
-        result.events.append(("Warning", "MissSchedule",
-                              f"Missed scheduled time to start a job: {format_time(scheduled)}"))
+        result.events.append(
+            ("Warning", "MissSchedule", f"Missed scheduled time to start a job: {format_time(scheduled)}")
+        )
         return result
     name = job_name(cronjob, scheduled)
     if any(j["metadata"]["name"] == name for j in jobs):
@@ -112,8 +120,9 @@ def plan(cronjob: dict, jobs: list[dict], now: datetime) -> CronPlan:
         status["active"] = []
     result.create = job_from_template(cronjob, name, scheduled, zone)
     result.events.append(("Normal", "SuccessfulCreate", f"Created job {name}"))
-    status.setdefault("active", []).append({"kind": "Job", "namespace": meta["namespace"], "name": name,
-                                            "apiVersion": "batch/v1"})
+    status.setdefault("active", []).append(
+        {"kind": "Job", "namespace": meta["namespace"], "name": name, "apiVersion": "batch/v1"}
+    )
     status["lastScheduleTime"] = format_time(scheduled)
     return result
 
@@ -128,16 +137,26 @@ def _reconcile_active(status: dict, jobs: list[dict], result: CronPlan) -> None:
             result.events.append(("Normal", "MissingJob", f"Active job went missing: {ref.get('name')}"))
         elif job_finished(job):
             state = job_finished(job)
-            result.events.append(("Normal", "SawCompletedJob",
-                                  f"Saw completed job: {ref['name']}, condition: {state}"))
+            result.events.append(("Normal", "SawCompletedJob", f"Saw completed job: {ref['name']}, condition: {state}"))
         else:
             active.append(ref)
     listed = {ref["name"] for ref in active}
     for job in jobs:
-        if not job_finished(job) and job["metadata"]["name"] not in listed and not job["metadata"].get("deletionTimestamp"):
+        if (
+            not job_finished(job)
+            and job["metadata"]["name"] not in listed
+            and not job["metadata"].get("deletionTimestamp")
+        ):
             meta = job["metadata"]
-            active.append({"kind": "Job", "namespace": meta.get("namespace"), "name": meta["name"],
-                           "uid": meta.get("uid"), "apiVersion": "batch/v1"})
+            active.append(
+                {
+                    "kind": "Job",
+                    "namespace": meta.get("namespace"),
+                    "name": meta["name"],
+                    "uid": meta.get("uid"),
+                    "apiVersion": "batch/v1",
+                }
+            )
     for job in jobs:
         if job_finished(job) == "Complete":
             finished = parse_time((job.get("status") or {}).get("completionTime"))
@@ -150,13 +169,19 @@ def _reconcile_active(status: dict, jobs: list[dict], result: CronPlan) -> None:
 
 
 def _trim_history(spec: dict, jobs: list[dict], result: CronPlan) -> None:
-    for outcome, key, default in (("Complete", "successfulJobsHistoryLimit", 3),
-                                  ("Failed", "failedJobsHistoryLimit", 1)):
-        finished = sorted((j for j in jobs if job_finished(j) == outcome and not j["metadata"].get("deletionTimestamp")),
-                          key=lambda j: ((j.get("status") or {}).get("startTime") or
-                                         j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
+    for outcome, key, default in (
+        ("Complete", "successfulJobsHistoryLimit", 3),
+        ("Failed", "failedJobsHistoryLimit", 1),
+    ):
+        finished = sorted(
+            (j for j in jobs if job_finished(j) == outcome and not j["metadata"].get("deletionTimestamp")),
+            key=lambda j: (
+                (j.get("status") or {}).get("startTime") or j["metadata"].get("creationTimestamp") or "",
+                j["metadata"]["name"],
+            ),
+        )
         limit = spec.get(key, default)
-        for job in finished[:max(0, len(finished) - limit)]:
+        for job in finished[: max(0, len(finished) - limit)]:
             result.delete.append(job["metadata"]["name"])
             result.events.append(("Normal", "SuccessfulDelete", f"Deleted job {job['metadata']['name']}"))
 
@@ -166,6 +191,14 @@ def job_from_template(cronjob: dict, name: str, scheduled: datetime, zone) -> di
     meta = template.get("metadata") or {}
     meta.update({"name": name, "namespace": cronjob["metadata"]["namespace"]})
     meta.setdefault("annotations", {})[SCHEDULED_AT] = scheduled.astimezone(zone).isoformat()
-    meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
-                                "uid": cronjob["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    meta["ownerReferences"] = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": cronjob["metadata"]["name"],
+            "uid": cronjob["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": template.get("spec") or {}}

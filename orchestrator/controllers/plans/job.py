@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from orchestrator import timestamps
+from orchestrator.api import timestamps
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -155,7 +155,7 @@ def _set_condition(status: dict, condition: dict) -> None:
 
 
 def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
-    spec, meta = job.get("spec") or {}, job["metadata"]
+    spec = job.get("spec") or {}
     result = JobPlan(status=copy.deepcopy(job.get("status") or {}))
     status = result.status
     uncounted = status.setdefault("uncountedTerminatedPods", {})
@@ -206,8 +206,8 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
     indexed = spec.get("completionMode") == "Indexed"
     completions = spec.get("completions")
     parallelism = spec.get("parallelism", 1)
-    done_indexes = parse_indexes(status.get("completedIndexes")) | {
-        pod_index(by_uid[uid]) for uid in uncounted["succeeded"] if uid in by_uid and pod_index(by_uid[uid]) is not None}
+    recorded_indexes = {pod_index(by_uid[uid]) for uid in uncounted["succeeded"] if uid in by_uid}
+    done_indexes = parse_indexes(status.get("completedIndexes")) | (recorded_indexes - {None})
     if indexed:
         succeeded = len(done_indexes)
 
@@ -258,8 +258,13 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
     complete = (succeeded >= completions) if completions is not None else (succeeded > 0 and not active)
     if complete:
         result.delete = [p["metadata"]["name"] for p in active]
-        _set_condition(status, _condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now))
-        _set_condition(status, _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now))
+        _set_condition(
+            status,
+            _condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now),
+        )
+        _set_condition(
+            status, _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now)
+        )
         status["completionTime"] = timestamps.format_epoch(now)
         result.events.append(("Normal", "Completed", "Job completed"))
         return result
@@ -270,8 +275,10 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
 
 
 def _pod_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _plan_pods(job, pods, active, done_indexes, succeeded, parallelism, completions, indexed, now, result) -> None:
@@ -287,7 +294,7 @@ def _plan_pods(job, pods, active, done_indexes, succeeded, parallelism, completi
         wanted = parallelism if succeeded == 0 else len(active)
     if len(active) > wanted:
         doomed = sorted(active, key=lambda p: (_pod_ready(p), p["metadata"].get("creationTimestamp") or ""))
-        result.delete = [p["metadata"]["name"] for p in doomed[:len(active) - wanted]]
+        result.delete = [p["metadata"]["name"] for p in doomed[: len(active) - wanted]]
         return
     missing = wanted - len(active)
     if missing <= 0:
@@ -316,19 +323,30 @@ def pod_from_template(job: dict, index: int | None) -> dict:
     pod_meta = template.get("metadata") or {}
     pod_spec = template.get("spec") or {}
     labels = pod_meta.setdefault("labels", {})
-    labels.update({CONTROLLER_UID: meta["uid"], JOB_NAME: meta["name"], "controller-uid": meta["uid"],
-                   "job-name": meta["name"]})
+    labels.update(
+        {CONTROLLER_UID: meta["uid"], JOB_NAME: meta["name"], "controller-uid": meta["uid"], "job-name": meta["name"]}
+    )
     pod_meta["generateName"] = f"{meta['name']}-" if index is None else f"{meta['name']}-{index}-"
     pod_meta["namespace"] = meta["namespace"]
     pod_meta["finalizers"] = [TRACKING_FINALIZER]
-    pod_meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-                                    "controller": True, "blockOwnerDeletion": True}]
+    pod_meta["ownerReferences"] = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     if index is not None:
         pod_meta.setdefault("annotations", {})[INDEX_KEY] = str(index)
         labels[INDEX_KEY] = str(index)
         pod_spec.setdefault("hostname", f"{meta['name']}-{index}")
-        env = {"name": "JOB_COMPLETION_INDEX",
-               "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}}
+        env = {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}},
+        }
         for container in pod_spec.get("containers") or []:
             container.setdefault("env", []).insert(0, dict(env))
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
@@ -343,6 +361,12 @@ def ttl_expiry(job: dict) -> float | None:
     status = job.get("status") or {}
     finished = timestamps.epoch(status.get("completionTime"))
     if finished is None:
-        finished = max((timestamps.epoch(c.get("lastTransitionTime")) or 0.0 for c in status.get("conditions") or []
-                        if c.get("type") == outcome), default=0.0)
+        finished = max(
+            (
+                timestamps.epoch(c.get("lastTransitionTime")) or 0.0
+                for c in status.get("conditions") or []
+                if c.get("type") == outcome
+            ),
+            default=0.0,
+        )
     return finished + ttl
