@@ -9,8 +9,6 @@ ReplicaSets' status, so a scale-down never rests on a count that has not caught 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
 
@@ -19,25 +17,10 @@ from orchestrator.api.meta import controller_of, split_key
 from orchestrator.api.pods import is_active, is_available, is_ready
 from orchestrator.client.api import DEPLOYMENTS, PODS, REPLICASETS
 from orchestrator.controllers.base import Controller, ignore_missing
+from orchestrator.controllers.plans.revisions import comparable, template_hash
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-
-
-def comparable(template: dict) -> dict:
-    """A pod template without the hash label and empty metadata fields (what kubectl's rollback
-    copies back from a ReplicaSet carries both)."""
-    clean = copy.deepcopy(template)
-    meta = clean.setdefault("metadata", {})
-    meta.get("labels", {}).pop(HASH_LABEL, None)
-    for key in [k for k, v in meta.items() if v in (None, {}, [])]:
-        del meta[key]
-    return clean
-
-
-def template_hash(template: dict) -> str:
-    digest = hashlib.sha256(json.dumps(comparable(template), sort_keys=True).encode()).hexdigest()
-    return format(int(digest[:12], 16), "x")[:10]
 
 
 def resolve(value, replicas: int, round_up: bool) -> int:
