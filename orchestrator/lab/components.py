@@ -64,8 +64,10 @@ def api_endpoint(config: ClusterConfig, host: HostSpec) -> str:
     return f"https://127.0.0.1:{LOCAL_API_PORT}"  # per host, or the lab's one access proxy on a shared loopback
 
 
-def components(config: ClusterConfig, host: HostSpec, ketch: list[str]) -> list[Component]:
-    """The host's components in start order. `ketch` is how to run the ketch command."""
+def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_path: Path | None = None) \
+        -> list[Component]:
+    """The host's components in start order. `ketch` is how to run the ketch command; config_path
+    is the cluster file (the lab cloud controller rereads its host list)."""
     paths, ports, a = Paths(config.directory), config.ports, host.address
     out: list[Component] = []
     if host.control_plane:
@@ -96,6 +98,12 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str]) -> list[
         out.append(Component("dns", [*ketch, "dns", "--kubeconfig", str(paths.kubeconfig("proxy", host.name)),
                                      "--bind", f"{a}:{ports['dns']}",
                                      "--metrics-bind", f"{a}:{ports['dns_metrics']}"], ""))
+        if config.lb_pool and config_path is not None:
+            out.append(Component("cloud-controller-manager", [
+                *ketch, "cloud-controller-manager", "--kubeconfig",
+                str(paths.kubeconfig("controller-manager", host.name)), "--config", str(config_path),
+                "--metrics-bind", f"{a}:{ports['cloud_metrics']}", "--identity", host.name],
+                f"{a}:{ports['cloud_metrics']}"))
     if host.worker:
         if not host.control_plane and config.isolation == "host":
             out.append(Component("api-access", [*ketch, "lab", "access", "--listen", f"127.0.0.1:{LOCAL_API_PORT}",

@@ -149,7 +149,7 @@ def run_node(args) -> int:
     running: list[Running] = []
     run_file = paths.run_file(host.name)
     try:
-        for component in components(config, host, ketch_command()):
+        for component in components(config, host, ketch_command(), Path(args.config).resolve()):
             if stopping:
                 break
             started = start_component(component, paths.logs(host.name))
