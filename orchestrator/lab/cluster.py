@@ -198,3 +198,47 @@ def describe(state: LabState, config: ClusterConfig) -> list[str]:
         where = state.hosts.get(host.name) or "loopback"
         lines.append(f"  {host.name:12} {host.address:12} {where}: {names}")
     return lines
+
+
+def add_worker(state: LabState, zone: str = "") -> str:
+    """A new worker host: next name and address, its secrets, its namespace, its `ketch node`."""
+    config = state.config()
+    numbers = [int(h.name.rsplit("-", 1)[1]) for h in config.workers if h.name.rsplit("-", 1)[-1].isdigit()]
+    number = max(numbers, default=0) + 1
+    base = config.hosts[0].address.rsplit(".", 1)[0]
+    name = f"worker-{number}"
+    host = cluster_config.HostSpec(name, f"{base}.{100 + number}", ("worker",),
+                                   zone or f"zone-{'abc'[(number - 1) % 3]}")
+    config = cluster_config.ClusterConfig(**{**config.__dict__, "hosts": config.hosts + (host,)})
+    cluster_config.validate(config)
+    state.config_path.write_text(cluster_config.render(config))
+    init_cluster_pki(config)
+    if state.netns:
+        state.hosts[name] = fabric.add_host(state.lab, config, name, len(config.hosts) - 1,
+                                            fabric.subnet_prefix(config))
+    else:
+        state.hosts[name] = None
+    state.save()
+    start_host(state, config, name)
+    return name
+
+
+def remove_worker(state: LabState, name: str) -> None:
+    config = state.config()
+    host = config.host(name)
+    if not host.worker or host.control_plane:
+        raise cluster_config.ConfigError(f"{name} is not a worker")
+    supervisor = state.supervisors.pop(name, None)
+    if supervisor:
+        stop([supervisor])
+    leftovers = [e["pid"] for e in read_run_file(Paths(config.directory).run_file(name)).get("components") or []
+                 if alive(e["pid"])]
+    stop(leftovers, grace_s=3)
+    cleanup_worker(state, config, name)
+    if state.netns:
+        fabric.remove_host(state.lab, name)
+    state.hosts.pop(name, None)
+    remaining = cluster_config.ClusterConfig(**{**config.__dict__,
+                                                "hosts": tuple(h for h in config.hosts if h.name != name)})
+    state.config_path.write_text(cluster_config.render(remaining))
+    state.save()

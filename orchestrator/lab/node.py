@@ -124,6 +124,30 @@ def _reap() -> None:
             return
 
 
+def systemd_unit(config_path: Path, host_name: str) -> str:
+    """A unit that runs `ketch node` for one host of a cluster file (copied to each VM)."""
+    config = cluster_config.load(config_path)
+    host = config.host(host_name)
+    roles = ", ".join(host.roles)
+    return f"""[Unit]
+Description=Ketch node {host.name} ({roles}) of cluster {config.name}
+Documentation=ketch node --help
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart={sys.executable} -m orchestrator.cli node --config {Path(config_path).resolve()} --host {host.name}
+Restart=on-failure
+RestartSec=2
+KillMode=mixed
+TimeoutStopSec=30
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def ketch_command() -> list[str]:
     return [sys.executable, "-m", "orchestrator.cli"]
 

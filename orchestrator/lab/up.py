@@ -62,6 +62,8 @@ def add_up_parser(subparsers) -> None:
     node = subparsers.add_parser("node", help="run what a cluster file assigns to one host (on a VM or a lab host)")
     node.add_argument("--config", type=Path, required=True)
     node.add_argument("--host", required=True)
+    node.add_argument("--systemd-unit", action="store_true",
+                      help="print a systemd unit that runs this host's `ketch node` (for VMs), and exit")
     node.set_defaults(func=run_node_command)
 
 
@@ -78,12 +80,48 @@ def add_lab_parser(subparsers) -> None:
     access.add_argument("--servers", required=True)
     access.add_argument("--netns", help="enter this lab namespace after binding the listener")
     access.set_defaults(func=run_access_command)
+    add = sub.add_parser("add-worker", help="add a worker host to a running lab")
+    add.add_argument("--dir", type=Path, default=Path(".ketch"))
+    add.add_argument("--zone", default="")
+    add.set_defaults(func=run_add_worker)
+    remove = sub.add_parser("remove-worker", help="take a worker host out of a running lab")
+    remove.add_argument("host")
+    remove.add_argument("--dir", type=Path, default=Path(".ketch"))
+    remove.set_defaults(func=run_remove_worker)
 
 
 def run_node_command(args) -> int:
-    from orchestrator.lab.node import run_node
-
+    from orchestrator.lab.node import run_node, systemd_unit
+    if args.systemd_unit:
+        try:
+            print(systemd_unit(args.config, args.host), end="")
+        except cluster_config.ConfigError as err:
+            print(f"ketch node: {err}", file=sys.stderr)
+            return 2
+        return 0
     return run_node(args)
+
+
+def run_add_worker(args) -> int:
+    try:
+        state = cluster.LabState.load(args.dir)
+        name = cluster.add_worker(state, args.zone)
+    except (OSError, ValueError, KeyError, cluster_config.ConfigError, subprocess.SubprocessError) as err:
+        print(f"ketch lab add-worker: {err}", file=sys.stderr)
+        return 2
+    print(f"added {name}; it joins as a Node once its kubelet registers (kubectl get nodes -w)")
+    return 0
+
+
+def run_remove_worker(args) -> int:
+    try:
+        state = cluster.LabState.load(args.dir)
+        cluster.remove_worker(state, args.host)
+    except (OSError, ValueError, KeyError, cluster_config.ConfigError) as err:
+        print(f"ketch lab remove-worker: {err}", file=sys.stderr)
+        return 2
+    print(f"removed {args.host}; the lab cloud controller deletes its Node")
+    return 0
 
 
 def run_access_command(args) -> int:
