@@ -38,6 +38,12 @@ def test_oldest_sets_shrink_first():
     assert plan == {"v1": 0}  # 5 available, at least 3 needed: two pods of the oldest set go
 
 
+def test_scaled_down_mid_rollout_the_new_set_shrinks_too():
+    # found by a cluster chaos run: scaled to 0 while an old set still ran, the new set kept its pod
+    assert plan_rolling_update(0, 0, 1, SetState(NEW, 1, 1), [SetState(OLD, 1, 1)]) == {NEW: 0, OLD: 0}
+    assert plan_rolling_update(2, 1, 0, SetState(NEW, 3, 3), [SetState(OLD, 1, 1)]) == {NEW: 2, OLD: 0}
+
+
 def test_without_old_sets_the_new_one_takes_the_full_size():
     assert plan_rolling_update(5, 1, 1, SetState(NEW, 2, 2), []) == {NEW: 5}
 

@@ -31,7 +31,9 @@ def plan_rolling_update(replicas: int, max_surge: int, max_unavailable: int, new
         sizes[new.name] = replicas
     else:
         room = replicas + max_surge - sum(sizes.values())
-        if room > 0 and new.replicas < replicas:
+        if new.replicas > replicas:  # scaled down in the middle of a rollout: the new set never exceeds it
+            sizes[new.name] = replicas
+        elif room > 0 and new.replicas < replicas:
             sizes[new.name] = min(replicas, new.replicas + room)
         _scale_down_old(sizes, replicas - max_unavailable, new, old)
     return {name: size for name, size in sizes.items()
