@@ -228,6 +228,14 @@ def run_up(args) -> int:
         if state is not None:
             cluster.destroy(state)
         return 130
+    if args.demo and config.workers:
+        from orchestrator.lab.demo import DemoFailed, run_demo
+        try:
+            seconds = run_demo(state)
+            print(f"The Service answered by name {seconds:.0f} s after the manifest was applied "
+                  f"({time.monotonic() - started:.0f} s after `ketch up` started).", flush=True)
+        except (DemoFailed, subprocess.SubprocessError) as err:
+            print(f"ketch up: the demo failed: {err} (the cluster stays up; see ketch logs)", file=sys.stderr)
     _print_usage(state, config, time.monotonic() - started, args.detach)
     if args.detach:
         return 0
