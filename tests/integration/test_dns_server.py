@@ -12,6 +12,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import trio
+import yaml
 
 from netproxy.dns.cli import bind_sockets, choose_upstreams, nameservers, parse_address
 from netproxy.dns.server import DNSServer
@@ -156,3 +157,19 @@ def test_bad_flags_and_a_busy_port_exit_with_one_line():
         tcp.close()
     no_config = ketch_dns("--bind", "127.0.0.1:0", "--upstream", "none", "--metrics-bind", "")
     assert no_config.returncode == 2 and "kubeconfig" in no_config.stderr
+
+
+def test_a_busy_metrics_port_exits_with_one_line(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "dns", "--kubeconfig", str(kubeconfig),
+                                 "--bind", "127.0.0.1:0", "--upstream", "none",
+                                 "--metrics-bind", f"127.0.0.1:{busy.getsockname()[1]}"],
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "ketch dns: cannot serve metrics on" in result.stderr, result.stderr
