@@ -35,6 +35,7 @@ from netproxy.podnet.state import StateFile
 
 log = logging.getLogger("ketch.podnet")
 MAIN_TABLE = 254
+PLACEHOLDER_CIDR = "10.255.255.0/30"
 NODE_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
 
 
@@ -71,6 +72,14 @@ class PodNetwork:
         self._masquerade_lock = threading.Lock()
         self._pod_locks: dict[str, threading.Lock] = {}
         self._pod_locks_guard = threading.Lock()
+
+    @classmethod
+    def from_state_dir(cls, node_name: str, state_dir: Path, *, netns: str | None = None) -> PodNetwork:
+        """The network a state directory records, for `cleanup_node()` by a process that does not
+        know the node's pod CIDR (e.g. `ketch kubelet --cleanup`). Without a state file the CIDR
+        is a placeholder: cleanup still finds the bridge, routes, table and namespaces by name."""
+        recorded = StateFile(Path(state_dir), PLACEHOLDER_CIDR).read(any_cidr=True)
+        return cls(node_name, recorded.cidr, state_dir, netns=netns)
 
     # --- the node ---------------------------------------------------------------------------
 
