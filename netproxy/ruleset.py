@@ -32,6 +32,7 @@ writes). The packet walk in the unit tests interprets exactly these values.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -210,9 +211,11 @@ class Ruleset:
 
 # --- names -----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1 << 16)
 def hashed(text: str) -> str:
-    """kube-proxy's hashAndTruncate: base32(sha256(text))[:8], so names stay unique and short."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:8]
+    """kube-proxy's hashAndTruncate: base32(sha256(text))[:8], so names stay unique and short
+    (8 base32 characters are exactly the first 5 bytes of the digest)."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:5]).decode()
 
 
 def chain_name(kind: str, ident: str) -> str:
@@ -244,7 +247,7 @@ def base_chains(ruleset: Ruleset, node: NodeFacts) -> None:
     r(REJECT_CHAIN, [Rule((Transport("tcp"),), Reject(tcp_reset=True)), Rule((), Reject())])
 
 
-def _spread(chain: str, plan: PortPlan, endpoints, ruleset: Ruleset, first: list[Rule]) -> None:
+def _spread(chain: str, plan: PortPlan, endpoints, ruleset: Fragment, first: list[Rule]) -> None:
     """A chain that sends new flows to one of `endpoints` (affinity first, then at random)."""
     targets = tuple(chain_name("endpoint", endpoint_ident(plan.port.id, e.ip, e.port)) for e in endpoints)
     rules = list(first)
@@ -261,7 +264,20 @@ def affinity_set(plan: PortPlan, endpoint) -> str:
     return f"affinity-{hashed(f'{ident}@{plan.port.affinity_timeout_s}')}-{ident}"
 
 
-def build_port(ruleset: Ruleset, plan: PortPlan, node: NodeFacts) -> None:
+@dataclass
+class Fragment:
+    """One service's share of the ruleset: its chains, affinity sets and map elements
+    ((map, key, verdict) in order). Fragments of unchanged services can be kept between syncs."""
+
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sets: dict[str, AffinitySet] = field(default_factory=dict)
+    elements: list[tuple[str, tuple, object]] = field(default_factory=list)
+
+    def add_chain(self, name: str, rules: list[Rule] | tuple[Rule, ...], hook: Hook | None = None) -> None:
+        self.chains[name] = Chain(name, tuple(rules), hook)
+
+
+def build_port(ruleset: Fragment, plan: PortPlan, node: NodeFacts) -> None:
     """Add one service port's chains, sets and map elements."""
     port, proto = plan.port, plan.port.protocol
     service_chain = chain_name("service", port.id)
@@ -310,24 +326,45 @@ def _external_rules(plan: PortPlan, node: NodeFacts, service_chain: str, local_c
                     Rule((), Goto(local_chain))]
 
 
-def _element(ruleset: Ruleset, verdict: str | None, key: tuple, chain: str, live_map: str, dead_map: str) -> None:
-    if key in ruleset.elements[live_map] or key in ruleset.elements[dead_map]:
-        ruleset.conflicts.append(f"{'/'.join(map(str, key))} is claimed twice; {chain} gets no element")
-        return
+def _element(fragment: Fragment, verdict: str | None, key: tuple, chain: str, live_map: str, dead_map: str) -> None:
     if verdict is None:
-        ruleset.elements[live_map][key] = Goto(chain)
+        fragment.elements.append((live_map, key, Goto(chain)))
     else:
-        ruleset.elements[dead_map][key] = Drop() if verdict == DROP else Goto(REJECT_CHAIN)
+        fragment.elements.append((dead_map, key, Drop() if verdict == DROP else Goto(REJECT_CHAIN)))
+
+
+def build_fragment(plans, node: NodeFacts) -> Fragment:
+    """The chains, sets and elements for these port plans (usually one service's)."""
+    fragment = Fragment()
+    for plan in plans:
+        build_port(fragment, plan, node)
+    return fragment
+
+
+def assemble(fragments, node: NodeFacts, table: str = TABLE) -> Ruleset:
+    """The whole ruleset from the base chains and these fragments. Where two services claim one
+    address and port, the first fragment wins and `conflicts` names the other (the API server's
+    allocators prevent this; a hand-set clusterIP or externalIP may not)."""
+    ruleset = Ruleset(table)
+    base_chains(ruleset, node)
+    chains, sets, elements = ruleset.chains, ruleset.sets, ruleset.elements
+    claimed: dict[tuple, str] = {}
+    for fragment in fragments:
+        chains.update(fragment.chains)
+        sets.update(fragment.sets)
+        for map_name, key, target in fragment.elements:
+            family = ADDRESS_PORT if len(key) == 3 else PORT_ONLY
+            owner = claimed.setdefault((family, key), map_name)
+            if owner != map_name or key in elements[map_name]:
+                ruleset.conflicts.append(f"{'/'.join(map(str, key))} is claimed twice; {target} gets no element")
+                continue
+            elements[map_name][key] = target
+    return ruleset
 
 
 def build_ruleset(plans, node: NodeFacts, table: str = TABLE) -> Ruleset:
-    """The whole desired ruleset for these port plans on this node. Where two services claim the
-    same address and port, the first (in plan order) wins and the other is reported by `conflicts`."""
-    ruleset = Ruleset(table)
-    base_chains(ruleset, node)
-    for plan in plans:
-        build_port(ruleset, plan, node)
-    return ruleset
+    """The whole desired ruleset for these port plans on this node (one fragment per plan)."""
+    return assemble([build_fragment([plan], node) for plan in plans], node, table)
 
 
 # --- comparing -------------------------------------------------------------------------------
@@ -351,12 +388,14 @@ class Changes:
 
 def diff(old: Ruleset, new: Ruleset) -> Changes:
     changes = Changes()
-    changes.write_chains = [chain for name, chain in new.chains.items() if old.chains.get(name) != chain]
+    # Identity first: fragments kept between syncs hold the very same chain objects.
+    get = old.chains.get
+    changes.write_chains = [c for name, c in new.chains.items() if (o := get(name)) is not c and o != c]
     changes.gone_chains = [name for name in old.chains if name not in new.chains]
     changes.add_sets = [s for name, s in new.sets.items() if old.sets.get(name) != s]
     changes.gone_sets = [name for name in old.sets if name not in new.sets]
     for map_name in MAP_KEYS:
         before, after = old.elements.get(map_name, {}), new.elements.get(map_name, {})
-        changes.delete_elements[map_name] = [k for k, v in before.items() if after.get(k) != v]
-        changes.add_elements[map_name] = {k: v for k, v in after.items() if before.get(k) != v}
+        changes.delete_elements[map_name] = [k for k, v in before.items() if (n := after.get(k)) is not v and n != v]
+        changes.add_elements[map_name] = {k: v for k, v in after.items() if (o := before.get(k)) is not v and o != v}
     return changes
