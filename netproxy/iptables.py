@@ -255,6 +255,7 @@ class IptablesApplier:
     netns: str | None = None
     backend: str = "nft"  # iptables-nft-restore or iptables-legacy-restore, never both in one netns
     applied: IptablesRuleset | None = None
+    last_text: str = ""  # the last restore input applied (for benchmarks and debugging)
 
     def _tool(self, name: str) -> list[str]:
         return netns_argv(self.netns, f"iptables-{self.backend}-{name}")
@@ -267,12 +268,16 @@ class IptablesApplier:
         text = restore_text(desired, self.applied, self.existing() if full else None)
         if text:
             try:
-                _run(self._tool("restore") + ["--noflush"], text)
+                self.restore(text)
             except IptablesError:
                 self.applied = None
                 raise
+            self.last_text = text
         self.applied = desired
         return text, full
+
+    def restore(self, text: str) -> None:
+        _run(self._tool("restore") + ["--noflush"], text)
 
     def cleanup(self) -> bool:
         """Remove our jumps and chains; False when there was nothing of ours."""
@@ -288,5 +293,5 @@ class IptablesApplier:
                         "COMMIT"]
         if not out:
             return False
-        _run(self._tool("restore") + ["--noflush"], "\n".join(out) + "\n")
+        self.restore("\n".join(out) + "\n")
         return True

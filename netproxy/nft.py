@@ -34,7 +34,7 @@ from netproxy.ruleset import (
     MarkXor,
     Masquerade,
     NewFlow,
-    RandomVmap,
+    OneIn,
     Reject,
     Return,
     Ruleset,
@@ -67,6 +67,8 @@ def _match(match) -> str:
         return f"fib {match.which} type local"
     if kind is NewFlow:
         return "ct state new"
+    if kind is OneIn:
+        return f"numgen random mod {match.n} == 0"
     if kind is MarkUnset:
         return f"meta mark & {match.bit:#x} == 0"
     raise TypeError(f"no nft text for {match!r}")
@@ -90,9 +92,6 @@ def _action(action) -> str:
     if kind is Dnat:
         # nft needs a transport match before `dnat to ip:port`
         return f"meta l4proto {action.protocol} dnat to {action.ip}:{action.port}"
-    if kind is RandomVmap:
-        arms = ", ".join(f"{i} : goto {chain}" for i, chain in enumerate(action.chains))
-        return f"numgen random mod {len(action.chains)} vmap {{ {arms} }}"
     if kind is LookupVmap:
         key = "ip daddr . meta l4proto . th dport" if action.key == ADDRESS_PORT else "meta l4proto . th dport"
         return f"{key} vmap @{action.map_name}"
@@ -222,6 +221,7 @@ class NftApplier:
     stale_chains: dict[str, float] = field(default_factory=dict)  # name -> when it was flushed
     stale_sets: dict[str, float] = field(default_factory=dict)
     runner: object = run_nft
+    last: Transaction | None = None  # the last transaction applied (for benchmarks and debugging)
 
     def transaction(self, desired: Ruleset, now_s: float, force_full: bool = False) -> Transaction:
         """What moves the kernel from `applied` to `desired` (empty text: nothing to do)."""
@@ -243,6 +243,7 @@ class NftApplier:
             self.applied = None
             raise
         self._remember(desired, now_s, transaction)
+        self.last = transaction
         return transaction
 
     def _remember(self, desired: Ruleset, now_s: float, transaction: Transaction) -> None:

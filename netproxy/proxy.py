@@ -223,13 +223,15 @@ class Proxy:
         self.metrics.syncs.labels(kind="full" if report.full else "partial").inc()
         for kind, count in report.counts.items():
             self.metrics.rules.labels(kind=kind).set(count)
-        for since in taken.since.values():
-            self.metrics.programming.observe(max(0.0, applied_at - since))
+        latencies = [max(0.0, applied_at - since) for since in taken.since.values()]
+        for latency in latencies:
+            self.metrics.programming.observe(latency)
         for conflict in report.conflicts:
             log.warning("event=service_conflict %s", conflict)
         if report.changed or taken.dirty:
-            log.info("event=synced mode=%s full=%s services_changed=%d seconds=%.4f", self.mode.name, report.full,
-                     len(taken.dirty), elapsed)
+            log.info("event=synced mode=%s full=%s services_changed=%d seconds=%.4f%s", self.mode.name, report.full,
+                     len(taken.dirty), elapsed,
+                     f" programming_latency_s={max(latencies):.4f}" if latencies else "")
         if self.mode.blocking:
             await self._clean_conntrack(taken)
         return True

@@ -3,7 +3,8 @@
 It follows the kernel's order: base chains by hook, lowest priority first; `jump` returns,
 `goto` does not; a verdict map lookup that misses falls through; `dnat` and `masquerade` end
 the hook (they accept); `drop` and `reject` end the walk; a base chain's policy is accept.
-`numgen random` forks the walk, so `walk` returns every possible outcome with its probability.
+`numgen random mod n == 0` forks the walk (true with 1/n), so `walk` returns every possible
+outcome with its probability.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from netproxy.ruleset import (
     MarkXor,
     Masquerade,
     NewFlow,
-    RandomVmap,
+    OneIn,
     Reject,
     Return,
     Ruleset,
@@ -98,6 +99,8 @@ def _matches(rule, state: _State, node_addresses) -> bool:
             ok = True  # the model only walks the first packet of a flow
         elif kind is MarkUnset:
             ok = not state.mark & m.bit
+        elif kind is OneIn:
+            ok = True  # _run_chain forked the walk: this state is the 1-in-n branch
         else:
             raise TypeError(m)
         if not ok:
@@ -116,6 +119,10 @@ def _run_chain(ruleset: Ruleset, name: str, state: _State, node_addresses, depth
             if s.verdict is not None or s.returned:
                 next_states.append(s)
                 continue
+            chance = next((m for m in rule.matches if type(m) is OneIn), None)
+            if chance is not None:  # fork: the rule matches one flow in n
+                next_states.append(s.fork(Fraction(chance.n - 1, chance.n)))
+                s = s.fork(Fraction(1, chance.n))
             if not _matches(rule, s, node_addresses):
                 next_states.append(s)
                 continue
@@ -143,12 +150,6 @@ def _act(ruleset: Ruleset, action, state: _State, node_addresses, depth: int) ->
         key = (p.daddr, p.protocol, p.dport) if action.key == ADDRESS_PORT else (p.protocol, p.dport)
         found = ruleset.elements[action.map_name].get(key)
         return [state] if found is None else _act(ruleset, found, state, node_addresses, depth)
-    if kind is RandomVmap:
-        share = Fraction(1, len(action.chains))
-        out = []
-        for chain in action.chains:
-            out += _act(ruleset, Goto(chain), state.fork(share), node_addresses, depth)
-        return out
     if kind is MarkOr:
         state.mark |= action.bit
         return [state]

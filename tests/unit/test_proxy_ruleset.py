@@ -100,8 +100,9 @@ def test_service_chain_spreads_over_ready_endpoints_and_marks_off_cluster_traffi
     from netproxy.nft import rule_text
     texts = [rule_text(r) for r in chain.rules]
     assert texts[0] == "ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade"
-    assert texts[1].startswith("numgen random mod 2 vmap { 0 : goto endpoint-")
-    assert "10.244.2.9" not in texts[1]
+    assert texts[1].startswith("numgen random mod 2 == 0 goto endpoint-")  # 1/2, then the rest: 1/2
+    assert texts[2].startswith("goto endpoint-") and len(texts) == 3
+    assert "10.244.2.9" not in " ".join(texts)
     endpoint = rs.chains[chain_name("endpoint", "default/web/tcp/__10.244.1.2/8080")]
     assert [rule_text(r) for r in endpoint.rules] == ["ip saddr 10.244.1.2 jump mark-for-masquerade",
                                                       "meta l4proto tcp dnat to 10.244.1.2:8080"]
@@ -111,7 +112,7 @@ def test_affinity_adds_a_set_per_endpoint_and_checks_it_first():
     rs = ruleset_of((port(affinity_timeout_s=60), (A, B)))
     assert sorted(s.timeout_s for s in rs.sets.values()) == [60, 60]
     chain = rs.chains[chain_name("service", "default/web/tcp/")]
-    assert [type(r.action).__name__ for r in chain.rules] == ["Jump", "Goto", "Goto", "RandomVmap"]
+    assert [type(r.action).__name__ for r in chain.rules] == ["Jump", "Goto", "Goto", "Goto", "Goto"]
 
 
 def test_two_services_claiming_one_address_keep_the_first_and_report_the_second():
