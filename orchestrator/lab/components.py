@@ -97,7 +97,9 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
                                                     "--identity", host.name], f"{a}:{ports['manager_metrics']}"))
         out.append(Component("dns", [*ketch, "dns", "--kubeconfig", str(paths.kubeconfig("proxy", host.name)),
                                      "--bind", f"{a}:{ports['dns']}",
-                                     "--metrics-bind", f"{a}:{ports['dns_metrics']}"], ""))
+                                     "--metrics-bind", f"{a}:{ports['dns_metrics']}",
+                                     *(["--upstream", config.dns_upstream] if config.dns_upstream else [])],
+                             f"{a}:{ports['dns_metrics']}"))
         if config.lb_pool and config_path is not None:
             out.append(Component("cloud-controller-manager", [
                 *ketch, "cloud-controller-manager", "--kubeconfig",
@@ -123,6 +125,7 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
         out.append(Component("kubelet", kubelet, f"{a}:{ports['kubelet']}"))
         out.append(Component("proxy", [*ketch, "proxy", "--kubeconfig", str(paths.kubeconfig("proxy", host.name)),
                                        "--node-name", host.name, "--mode", config.proxy_mode,
+                                       "--cluster-cidr", config.pod_cidr, "--service-cidr", config.service_cidr,
                                        "--metrics-bind", f"{a}:{ports['proxy_metrics']}"],
                              f"{a}:{ports['proxy_metrics']}"))
     return out

@@ -69,6 +69,7 @@ class ClusterConfig:
     proxy_mode: str = "nftables"
     lb_pool: str = ""  # LoadBalancer addresses handed out by the lab cloud controller ("" = none)
     isolation: str = "host"  # "host": each host has its own network (a VM, a namespace); "loopback": one shared
+    dns_upstream: str = ""   # where the cluster DNS sends other names: "" = the host's resolv.conf, "none" = refuse
 
     @property
     def control_planes(self) -> list[HostSpec]:
@@ -133,7 +134,8 @@ def parse(text: str, *, source: str = "cluster.toml") -> ClusterConfig:
                            service_cidr=str(cluster.get("service_cidr", "10.96.0.0/16")), ports=ports,
                            proxy_mode=str(cluster.get("proxy_mode", "nftables")),
                            lb_pool=str(cluster.get("lb_pool", "")),
-                           isolation=str(cluster.get("isolation", "host")))
+                           isolation=str(cluster.get("isolation", "host")),
+                           dns_upstream=str(cluster.get("dns_upstream", "")))
     validate(config, source)
     return config
 
@@ -198,6 +200,8 @@ def render(config: ClusterConfig) -> str:
         lines.append(f'lb_pool = "{config.lb_pool}"')
     if config.isolation != "host":
         lines.append(f'isolation = "{config.isolation}"')
+    if config.dns_upstream:
+        lines.append(f'dns_upstream = "{config.dns_upstream}"')
     changed = {k: v for k, v in config.ports.items() if PORTS.get(k) != v}
     if changed:
         lines += ["", "[cluster.ports]"] + [f"{k} = {v}" for k, v in sorted(changed.items())]
@@ -227,6 +231,7 @@ def lab(control_planes: int, workers: int, directory: Path, *, netns: bool, name
     config = ClusterConfig(name=name, directory=Path(directory).resolve(), hosts=tuple(hosts),
                            proxy_mode=proxy_mode or ("nftables" if netns else "userspace"),
                            lb_pool=lb_pool or ("10.77.0.200/29" if netns else ""),
-                           isolation="host" if netns else "loopback")
+                           isolation="host" if netns else "loopback",
+                           dns_upstream="none")  # a lab has no way out: other names are refused at once
     validate(config)
     return config
