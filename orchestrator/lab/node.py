@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import trio
+
 from orchestrator.lab import config as cluster_config
 from orchestrator.lab.components import Component, Paths, components
 
@@ -186,6 +188,12 @@ def run_node(args) -> int:
                       file=sys.stderr)
                 return 1
             log.info("event=component_serving host=%s component=%s pid=%d", host.name, component.name, started.pid)
+        if host.control_plane:
+            from orchestrator.lab.cluster_services import ensure_cluster_services
+            if trio.run(ensure_cluster_services, str(paths.kubeconfig("admin", host.name)), config):
+                log.info("event=cluster_services_registered dns=%s api=%s", config.cluster_dns, config.api_service_ip)
+            else:
+                log.error("event=kube_dns_not_registered (the API did not take the kube-dns Service)")
         reported: set[int] = set()
         while not stopping:
             current = read_run_file(run_file).get("components") or []  # chaos may have restarted some
