@@ -114,7 +114,8 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
                                  f"127.0.0.1:{LOCAL_API_PORT}"))
         kubelet = [*ketch, "kubelet", "--kubeconfig", str(paths.kubeconfig(f"node-{host.name}", host.name)),
                    "--node-name", host.name, "--node-ip", a, "--root-dir", str(paths.kubelet(host.name)),
-                   "--cluster-dns", config.cluster_dns, "--port", str(ports["kubelet"]),
+                   "--cluster-dns", config.cluster_dns, "--cluster-cidr", config.pod_cidr,
+                   "--port", str(ports["kubelet"]),
                    "--tls-cert", str(paths.pki / f"kubelet-{host.name}.crt"),
                    "--tls-key", str(paths.pki / f"kubelet-{host.name}.key"),
                    "--client-ca", str(paths.pki / "ca.crt")]
