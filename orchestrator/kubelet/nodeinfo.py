@@ -107,6 +107,6 @@ def admit(pod: dict, admitted: list[dict], facts: HostFacts) -> tuple[str, str] 
             continue  # extended resources this node does not know: Kubernetes rejects, we let them pass
         if used.get(name, 0) + wanted > free[name]:
             shown = {"cpu": "cpu", "memory": "memory", "pods": "pods"}.get(name, name)
-            return (f"Out{shown}", f"Pod was rejected: Node didn't have enough resource: {shown}, requested: "
+            return (f"OutOf{shown}", f"Pod was rejected: Node didn't have enough resource: {shown}, requested: "
                     f"{wanted}, used: {used.get(name, 0)}, capacity: {free[name]}")
     return None

@@ -236,17 +236,12 @@ def api_files(volume: Volume, pod: dict, facts: PodFacts, configmaps: Lookup, se
 
 
 def _no_clashes(volume: str, entries: list[FileEntry]) -> None:
-    seen: set[str] = set()
-    for entry in entries:
-        parts = entry.path.split("/")
-        prefixes = {"/".join(parts[:i]) for i in range(1, len(parts))}
-        if entry.path in seen or prefixes & seen:
-            raise VolumeError(volume, f'volume "{volume}": two items write {entry.path!r}', permanent=True)
-        seen.add(entry.path)
-    for entry in entries:  # a file may not also be a directory of another
-        if any(other.path.startswith(entry.path + "/") for other in entries):
-            raise VolumeError(volume, f'volume "{volume}": {entry.path!r} is both a file and a directory',
-                              permanent=True)
+    paths = [entry.path for entry in entries]
+    for i, path in enumerate(paths):
+        if path in paths[:i]:
+            raise VolumeError(volume, f'volume "{volume}": two items write {path!r}', permanent=True)
+        if any(other.startswith(path + "/") for other in paths):
+            raise VolumeError(volume, f'volume "{volume}": {path!r} is both a file and a directory', permanent=True)
 
 
 # --- mounts ----------------------------------------------------------------------------------------
