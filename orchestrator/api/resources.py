@@ -57,6 +57,7 @@ RESOURCES: list[Resource] = [
     Resource("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    Resource("", "v1", "secrets", "Secret", True),
     Resource("", "v1", "bindings", "Binding", True, verbs=("create",), stored=False),
     Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("all",), ("status", "scale")),
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("all",), ("status", "scale")),

@@ -31,7 +31,8 @@ ROLE_OF_GROUP = {
     "ketch:controllers": "controller",
     "ketch:proxies": "proxy",
 }
-NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "nodes", "namespaces", "leases"}
+NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "secrets", "nodes", "namespaces",
+              "leases"}
 
 
 @dataclass(frozen=True)
