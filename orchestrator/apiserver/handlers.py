@@ -8,6 +8,7 @@ from orchestrator.api import selectors
 from orchestrator.api.resources import BY_PATH, Resource
 from orchestrator.apiserver import admission, errors, jsoncodec, objects, patch, tables
 from orchestrator.apiserver.allocation import Allocator
+from orchestrator.apiserver.kubelet_client import KubeletClient
 from orchestrator.apiserver.request import Request, Route
 from orchestrator.apiserver.storage import DELETE, Store, parse_resource_version
 
@@ -30,8 +31,9 @@ def matcher(request: Request, route: Route):
 
 
 class Verbs:
-    def __init__(self, store: Store, allocator: Allocator) -> None:
+    def __init__(self, store: Store, allocator: Allocator, kubelet: KubeletClient | None = None) -> None:
         self.store, self.allocator = store, allocator
+        self.kubelet = kubelet or KubeletClient()
 
     async def get(self, request: Request, route: Route) -> None:
         obj = await self.store.get(route.resource, route.namespace, route.name)
@@ -244,7 +246,7 @@ class Verbs:
         if not node_name:
             raise errors.bad_request(f'pod "{route.name}" does not have a host assigned')
         node = await self.store.get(NODES, None, node_name)
-        await proxy_log(request, pod, node)
+        await proxy_log(request, pod, node, self.kubelet)
 
 
 PATCHERS = {

@@ -21,6 +21,7 @@ from orchestrator.api.resources import BY_PATH
 from orchestrator.apiserver import admission, auth, discovery, errors, objects
 from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.handlers import Verbs
+from orchestrator.apiserver.kubelet_client import KubeletClient
 from orchestrator.apiserver.request import Request, Route
 from orchestrator.apiserver.storage import Store
 from orchestrator.apiserver.watch import serve_watch
@@ -37,6 +38,7 @@ class Settings:
     node_ports: tuple[int, int] = (30000, 32767)
     max_in_flight: int = 400
     bookmark_interval_s: float = 10.0
+    kubelet: KubeletClient = field(default_factory=KubeletClient)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class APIServer:
 
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
-        self.verbs = Verbs(self.store, self.allocator)
+        self.verbs = Verbs(self.store, self.allocator, self.settings.kubelet)
         self.metrics = Registry()
         self.requests_total = Counter("ketch_apiserver_requests_total", "Requests answered, by HTTP status.",
                                       ["code"], registry=self.metrics)
@@ -109,8 +111,17 @@ class APIServer:
             if listing is None:
                 raise errors.no_such_path(path)
             return await request.json(200, listing)
+        if group == "metrics.k8s.io":
+            return await self.resource_metrics(request, version, rest, path)
         route = self.route(group, version, rest, path)
         return await self.serve_resource(request, route)
+
+    async def resource_metrics(self, request: Request, version: str, rest: list[str], path: str) -> None:
+        """metrics.k8s.io (kubectl top), read from the kubelets: metrics_api.py."""
+        from orchestrator.apiserver import metrics_api
+        route = self.route("metrics.k8s.io", version, rest, path)
+        await self.authorize(request, route, "get" if route.name else "list")
+        await metrics_api.serve(request, self.store, self.settings.kubelet, rest)
 
     def route(self, group: str, version: str, rest: list[str], path: str) -> Route:
         if rest[0] == "namespaces" and len(rest) >= 3:
