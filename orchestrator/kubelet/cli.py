@@ -87,10 +87,11 @@ def make_runtime(name: str | None, root_dir: Path, image_store: Path | None, nod
 
 
 def _network(runtime, node_name: str, node_ip: str, root_dir: Path, cluster_cidr: str | None):
-    from orchestrator.kubelet.network import BridgeNetwork, HostNetwork
+    """A bridge and a namespace per pod as root; own loopback addresses for the local runtime."""
+    from orchestrator.kubelet.network import BridgeNetwork, LoopbackNetwork
     if os.geteuid() == 0 and runtime.name != "local":
         return BridgeNetwork(node_name, node_ip, root_dir / "network", cluster_cidr)
-    return HostNetwork(node_ip)
+    return LoopbackNetwork(root_dir / "network")
 
 
 def run_kubelet(args) -> int:

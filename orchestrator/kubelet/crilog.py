@@ -146,3 +146,14 @@ class Limit:
     @property
     def exhausted(self) -> bool:
         return self.left is not None and self.left <= 0
+
+
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
+
+
+def fallback_message(lines: list[bytes]) -> str:
+    """terminationMessagePolicy FallbackToLogsOnError: the last 80 lines of the log, at most 2048
+    bytes (Kubernetes' limits), as the terminated state's message."""
+    entries = select(lines, LogOptions(tail_lines=FALLBACK_LINES))
+    text = b"".join(render(e, LogOptions()) for e in entries)
+    return text[-FALLBACK_BYTES:].decode(errors="replace")

@@ -28,7 +28,7 @@ from orchestrator.client.api import CONFIGMAPS, NODES, PODS, APIClient, APIStatu
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory
 from orchestrator.client.workqueue import WorkQueue
-from orchestrator.kubelet import nodeinfo, podstatus, volumes
+from orchestrator.kubelet import crilog, nodeinfo, podstatus, volumes
 from orchestrator.kubelet.envvars import PodFacts
 from orchestrator.kubelet.model import RUNNING
 from orchestrator.kubelet.node_agent import NodeAgent
@@ -42,6 +42,8 @@ from orchestrator.metrics import Counter, Histogram, Registry
 log = logging.getLogger("ketch.kubelet")
 MAX_ROUNDS = 6          # plan -> act rounds in one sync before it yields to other pods
 STATUS_RETRY_S = 2.0
+EVENT_REPEAT_S = 30.0
+MAX_RECENT_EVENTS = 5000
 
 
 @dataclass
@@ -62,6 +64,15 @@ def _strip_none(value):
     if isinstance(value, list):
         return [_strip_none(v) for v in value]
     return value
+
+
+def _log_tail_message(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 64 * 1024))
+            return crilog.fallback_message(handle.read().split(b"\n")[1:])
+    except OSError:
+        return ""
 
 
 def references_objects(pod: dict) -> bool:
@@ -86,9 +97,9 @@ class Kubelet:
         self.events = EventRecorder(api, "kubelet")
         self.cache = ContainerCache(lambda: self.runtime_call("list_containers"), self.queue.add)
         self.actions = PodActions(self)
+        self.recent_events: dict[tuple[str, str, str], float] = {}
         self.probes = ProbeWorkers(runtime, self.queue.add,
-                                   lambda pod, name, message: self.events.record(pod, "Pod", "Warning", "Unhealthy",
-                                                                                 message))
+                                   lambda pod, name, message: self.event(pod, "Warning", "Unhealthy", message))
         self.agent = NodeAgent(self, settings.heartbeat_s)
         self.nodes.add_handler(on_add=self.agent.node_changed, on_update=self.agent.node_changed,
                                on_delete=self.agent.node_changed)
@@ -107,8 +118,22 @@ class Kubelet:
         self.metrics.gauge_of("kubelet_running_containers", "Running containers.",
                               lambda: sum(c.state == RUNNING for cs in self.cache.by_pod.values() for c in cs))
         self.adopted = trio.Event()
+        self.termination_messages: dict[str, str] = {}
 
     # --- plumbing the pod worker uses ---------------------------------------------------------------
+
+    def event(self, pod: dict, kind: str, reason: str, message: str) -> None:
+        """An event about a pod; the same one again within EVENT_REPEAT_S is dropped (Kubernetes'
+        event correlator folds repeats into a count: a crash loop or a failing probe must not
+        flood the API server)."""
+        now = time.monotonic()
+        key = (pod["metadata"].get("uid", ""), reason, message)
+        if now - self.recent_events.get(key, float("-inf")) < EVENT_REPEAT_S:
+            return
+        if len(self.recent_events) >= MAX_RECENT_EVENTS:
+            self.recent_events = {k: t for k, t in self.recent_events.items() if now - t < EVENT_REPEAT_S}
+        self.recent_events[key] = now
+        self.events.record(pod, "Pod", kind, reason, message)
 
     async def runtime_call(self, operation: str, *args):
         self.runtime_operations.labels(operation_type=operation).inc()
@@ -242,6 +267,7 @@ class Kubelet:
             for uid in (self.cache.uids() | sandboxes | set(self.records)):
                 if self.pod_by_uid(uid) is None:
                     self.queue.add(uid)
+            self.termination_messages = {k: v for k, v in self.termination_messages.items() if k in self.cache.by_id}
 
     # --- one pod --------------------------------------------------------------------------------------
 
@@ -258,7 +284,7 @@ class Kubelet:
         if record.deleted and pod is None:
             self._forget(uid)
             return
-        record.pod = pod if pod is not None else None
+        record.pod = pod
         observed = self.cache.of(uid)
         if pod is not None and not record.admitted:
             self._admit(record, pod, observed)
@@ -312,21 +338,38 @@ class Kubelet:
                   and not r.rejection and not pod_shape.is_terminal(r.pod)]
         record.rejection = nodeinfo.admit(pod, others, self.facts)
         if record.rejection:
-            self.events.record(pod, "Pod", "Warning", record.rejection[0], record.rejection[1])
+            self.event(pod, "Warning", record.rejection[0], record.rejection[1])
 
     async def _refresh_volumes(self, record: PodRecord) -> None:
         try:
             await self.actions.set_up_volumes(record)
         except volumes.VolumeError as err:
-            self.events.record(record.pod, "Pod", "Warning", "FailedMount",
-                               f'MountVolume.SetUp failed for volume "{err.volume}" : {err}')
+            self.event(record.pod, "Warning", "FailedMount",
+                       f'MountVolume.SetUp failed for volume "{err.volume}" : {err}')
+
+    async def messages(self, pod: dict, observed: list) -> dict[str, str]:
+        """Termination messages of exited containers whose policy is FallbackToLogsOnError (read once)."""
+        policies = {c.get("name"): c.get("terminationMessagePolicy") for c in
+                    ((pod.get("spec") or {}).get("containers") or []) + ((pod.get("spec") or {}).get("initContainers")
+                                                                          or [])}
+        out = {}
+        for container in observed:
+            if container.state != "exited" or container.exit_code == 0 or \
+                    policies.get(container.name) != "FallbackToLogsOnError":
+                continue
+            if container.id not in self.termination_messages:
+                self.termination_messages[container.id] = await trio.to_thread.run_sync(
+                    _log_tail_message, container.log_path)
+            out[container.id] = self.termination_messages[container.id]
+        return out
 
     async def report(self, record: PodRecord, pod: dict, observed: list, waiting: dict, *, terminal: bool) -> None:
         waiting = dict(waiting)
         if record.pod_failure is not None and record.pod_failure.permanent:
             for container in (pod.get("spec") or {}).get("containers") or []:
                 waiting.setdefault(container.get("name"), ("CreateContainerConfigError", record.pod_failure.message))
-        view = podstatus.PodView(observed, waiting, self.probes.results, {}, record.sandbox is not None,
+        view = podstatus.PodView(observed, waiting, self.probes.results, await self.messages(pod, observed),
+                                 record.sandbox is not None,
                                  record.net.ip if record.net else "", self.facts.node_ip, self.runtime.name,
                                  record.rejection)
         status = podstatus.pod_status(pod, view, time.time(), terminal=terminal)

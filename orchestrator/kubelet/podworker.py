@@ -101,7 +101,7 @@ class PodActions:
 
     def event(self, record: PodRecord, kind: str, reason: str, message: str) -> None:
         if record.pod is not None:
-            self.k.events.record(record.pod, "Pod", kind, reason, message)
+            self.k.event(record.pod, kind, reason, message)
 
     # --- the sandbox -------------------------------------------------------------------------------
 
