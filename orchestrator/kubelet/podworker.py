@@ -120,7 +120,8 @@ class PodActions:
             if spec.get("hostNetwork"):
                 net = PodNet(self.k.facts.node_ip, None)
             else:
-                net = await self.k.network.setup(record.uid, meta["namespace"], meta["name"])
+                net = await self.k.timed("network_setup", self.k.network.setup, record.uid, meta["namespace"],
+                                         meta["name"])
             sandbox = self.sandbox_config(pod, net, pod_resources)
             await self.k.runtime_call("create_sandbox", sandbox)
         except (NetworkNotReady, rt.RuntimeFailure, OSError, ValueError) as err:
@@ -171,7 +172,7 @@ class PodActions:
 
     async def teardown(self, record: PodRecord, keep_containers: bool) -> None:
         try:
-            await self.k.network.teardown(record.uid)
+            await self.k.timed("network_teardown", self.k.network.teardown, record.uid)
             await trio.to_thread.run_sync(lambda: volume_disk.tear_down(self.k.pods_dir / record.uid,
                                                                         can_mount=self.k.can_mount))
             if not keep_containers:
