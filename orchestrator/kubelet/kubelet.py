@@ -291,8 +291,9 @@ class Kubelet:
     async def _sync(self, uid: str) -> None:
         record = self.records.setdefault(uid, PodRecord(uid))
         pod = self.pod_by_uid(uid)
-        if record.deleted and pod is None:
-            self._forget(uid)
+        if record.deleted:  # finished: the API object is on its way out, nothing is left to do
+            if pod is None:
+                self._forget(uid)
             return
         record.pod = pod
         observed = self.cache.of(uid)

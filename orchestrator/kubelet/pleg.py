@@ -41,6 +41,14 @@ class ContainerCache:
         mine = [c for c in self.by_pod.get(container.pod_uid, []) if c.id != container.id]
         self.by_pod[container.pod_uid] = mine + [container]
 
+    def forget(self, container_id: str) -> None:
+        """A container the kubelet just removed (gone before the next relist)."""
+        gone = self.by_id.pop(container_id, None)
+        if gone is not None:
+            self.by_pod[gone.pod_uid] = [c for c in self.by_pod.get(gone.pod_uid, []) if c.id != container_id]
+            if not self.by_pod[gone.pod_uid]:
+                del self.by_pod[gone.pod_uid]
+
     async def relist(self, fresh_after: float | None = None) -> None:
         """A listing that started after fresh_after (monotonic; default: now)."""
         fresh_after = time.monotonic() if fresh_after is None else fresh_after

@@ -94,6 +94,7 @@ class PodActions:
                 await self.start(record, action)
             elif isinstance(action, RemoveContainer):
                 await self.k.runtime_call("remove_container", action.container_id)
+                self.k.cache.forget(action.container_id)
             elif isinstance(action, TeardownSandbox):
                 await self.teardown(record, action.keep_containers)
             elif isinstance(action, FinishDeletion):
