@@ -20,6 +20,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -58,25 +60,31 @@ def header_only_response(query: bytes, rcode: int) -> bytes:
     return struct.pack(">HHHHHH", ident, flags, 0, 0, 0, 0)
 
 
+@functools.lru_cache(maxsize=65536)
+def _rdata(rtype: str, data: str) -> dns.rdata.Rdata:
+    """Parsed once per distinct record (rdata objects are immutable): the response cache is
+    emptied whenever the view changes, and parsing the text is most of an answer's cost."""
+    return dns.rdata.from_text(dns.rdataclass.IN, rtype, data)
+
+
 def _rrset(name: dns.name.Name, rtype: str, records: list[Record], ttl_s: int) -> dns.rrset.RRset:
-    return dns.rrset.from_text_list(name, ttl_s, dns.rdataclass.IN, rtype, [r.data for r in records])
+    return dns.rrset.from_rdata_list(name, ttl_s, [_rdata(r.rtype, r.data) for r in records])
 
 
 def _soa(view: ServiceView, ttl_s: int) -> dns.rrset.RRset:
     zone = dns.name.from_text(view.domain)
     data = (f"ns.dns.{view.domain}. hostmaster.{view.domain}. {view.generation % 2**32} "
             f"{SOA_REFRESH_S} {SOA_RETRY_S} {SOA_EXPIRE_S} {ttl_s}")
-    return dns.rrset.from_text_list(zone, ttl_s, dns.rdataclass.IN, "SOA", [data])
+    return dns.rrset.from_rdata_list(zone, ttl_s, [_rdata("SOA", data)])
 
 
 def _key(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
 
 
-def _fill_authoritative(response: dns.message.Message, view: ServiceView, question: dns.rrset.RRset,
+def _fill_authoritative(response: dns.message.Message, view: ServiceView, question: dns.rrset.RRset, key: str,
                         ttl_s: int) -> None:
     name, rtype = question.name, dns.rdatatype.to_text(question.rdtype)
-    key = _key(name)
     response.flags |= dns.flags.AA
     if key == view.domain and rtype in ("SOA", "ANY"):
         response.answer.append(_soa(view, ttl_s))
@@ -149,9 +157,9 @@ def answer(query: bytes, view: ServiceView, *, upstream: bool = False, tcp: bool
     if question.rdclass != dns.rdataclass.IN:
         response.set_rcode(dns.rcode.REFUSED)
     elif view.in_domain(key):
-        _fill_authoritative(response, view, question, ttl_s)
+        _fill_authoritative(response, view, question, key, ttl_s)
     elif any(_in_zone(key, zone) for zone in REVERSE_ZONES) and view.lookup(key):
-        _fill_authoritative(response, view, question, ttl_s)
+        _fill_authoritative(response, view, question, key, ttl_s)
     elif upstream:
         return FORWARD
     else:

@@ -94,21 +94,31 @@ def choose_upstreams(flags: list[str] | None, resolv_conf_path: str, bind: tuple
     return [(ip, p) for ip, p in upstreams if not is_us(ip, p)]
 
 
+def bind_tcp(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return sock
+    except OSError:
+        sock.close()
+        raise
+
+
 def bind_sockets(host: str, port: int, attempts: int = 5) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket on the same port (port 0: one the kernel picks that is free for both)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(attempts):
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        tcp = socket.socket(family, socket.SOCK_STREAM)
+        udp, tcp = socket.socket(family, socket.SOCK_DGRAM), None
         try:
             udp.bind((host, port))
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind((host, udp.getsockname()[1]))
+            tcp = bind_tcp(host, udp.getsockname()[1])
             tcp.listen(128)
             return udp, tcp
         except OSError:
             udp.close()
-            tcp.close()
+            if tcp is not None:
+                tcp.close()
             if port != 0:
                 raise
     raise OSError(f"no port free for both UDP and TCP after {attempts} tries")
@@ -121,7 +131,7 @@ def run_dns(args) -> int:
         host, port = parse_address(args.bind, 53)
         upstreams = choose_upstreams(args.upstream, args.resolv_conf, (host, port))
         if args.metrics_bind:
-            parse_address(args.metrics_bind, 9153)
+            parse_address(args.metrics_bind, 9153)  # before anything is bound
         if not 0 <= args.ttl <= 3600:
             raise ValueError("--ttl must be 0..3600 seconds")
         domain = args.cluster_domain.strip(".").lower()
@@ -135,8 +145,15 @@ def run_dns(args) -> int:
     except OSError as err:
         print(f"ketch dns: cannot listen on {args.bind}: {err}", file=sys.stderr)
         return 1
+    metrics = None
+    if args.metrics_bind:
+        try:
+            metrics = f"fd://{bind_tcp(*parse_address(args.metrics_bind, 9153)).detach()}"  # Hypercorn takes it over
+        except OSError as err:
+            print(f"ketch dns: cannot serve metrics on {args.metrics_bind}: {err}", file=sys.stderr)
+            return 1
     return run_component("dns", args.kubeconfig,
-                         lambda api: serve(api, udp, tcp, upstreams, domain, args.ttl, args.metrics_bind))
+                         lambda api: serve(api, udp, tcp, upstreams, domain, args.ttl, metrics))
 
 
 async def serve(api, udp: socket.socket, tcp: socket.socket, upstreams: list[tuple[str, int]], domain: str,

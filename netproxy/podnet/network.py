@@ -14,13 +14,16 @@ Theory of operation (the CNI bridge plugin's ADD and DEL, plus flannel's host-gw
 - `teardown(pod)` removes the veth, then the namespace, then the record (the reverse order).
 - `set_peer_routes()` makes the routes with our protocol number exactly the given peers' and
   updates the masquerade table's set of in-cluster networks.
-Every call is blocking and safe to call from several threads at once.
+Every call is blocking. setup() and teardown() may run in several threads at once (calls for
+the same pod wait for each other); ensure_node() comes first and, like cleanup_node(), must not
+overlap them: it removes veths and namespaces that no record owns *yet*.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from netproxy.podnet.state import StateFile
 
 log = logging.getLogger("ketch.podnet")
 MAIN_TABLE = 254
+PLACEHOLDER_CIDR = "10.255.255.0/30"
 NODE_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
 
 
@@ -66,6 +70,16 @@ class PodNetwork:
         self.state = StateFile(Path(state_dir), self.pod_cidr)
         self._routes: dict[str, str] = {}
         self._masquerade_lock = threading.Lock()
+        self._pod_locks: dict[str, threading.Lock] = {}
+        self._pod_locks_guard = threading.Lock()
+
+    @classmethod
+    def from_state_dir(cls, node_name: str, state_dir: Path, *, netns: str | None = None) -> PodNetwork:
+        """The network a state directory records, for `cleanup_node()` by a process that does not
+        know the node's pod CIDR (e.g. `ketch kubelet --cleanup`). Without a state file the CIDR
+        is a placeholder: cleanup still finds the bridge, routes, table and namespaces by name."""
+        recorded = StateFile(Path(state_dir), PLACEHOLDER_CIDR).read(any_cidr=True)
+        return cls(node_name, recorded.cidr, state_dir, netns=netns)
 
     # --- the node ---------------------------------------------------------------------------
 
@@ -138,8 +152,19 @@ class PodNetwork:
         ns = netns_name(self.node_name, pod_uid)
         return PodAddress(pod_uid, ns, layout.netns_path(ns), ip, self.gateway, self.prefixlen, namespace, name)
 
+    @contextmanager
+    def _pod_lock(self, pod_uid: str):
+        with self._pod_locks_guard:
+            lock = self._pod_locks.setdefault(pod_uid, threading.Lock())
+        with lock:
+            yield
+
     def setup(self, pod_uid: str, namespace: str, name: str) -> PodAddress:
         layout.check_pod_uid(pod_uid)
+        with self._pod_lock(pod_uid):
+            return self._setup(pod_uid, namespace, name)
+
+    def _setup(self, pod_uid: str, namespace: str, name: str) -> PodAddress:
         ip = self.state.update(lambda state: allocate(state, pod_uid, namespace, name))
         address = self._address(pod_uid, ip, namespace, name)
         try:
@@ -207,11 +232,14 @@ class PodNetwork:
 
     def teardown(self, pod_uid: str) -> None:
         layout.check_pod_uid(pod_uid)
-        try:
-            self._remove_pod(pod_uid)
-        except host.NETLINK_ERRORS as err:
-            raise PodNetworkError(f"pod {pod_uid}: network teardown failed: {err}") from None
-        self.state.update(lambda state: (release(state, pod_uid), None))
+        with self._pod_lock(pod_uid):
+            try:
+                self._remove_pod(pod_uid)
+            except host.NETLINK_ERRORS as err:
+                raise PodNetworkError(f"pod {pod_uid}: network teardown failed: {err}") from None
+            self.state.update(lambda state: (release(state, pod_uid), None))
+        with self._pod_locks_guard:
+            self._pod_locks.pop(pod_uid, None)  # bounded: one lock per pod that has not been torn down
 
     def list_pods(self) -> list[PodAddress]:
         """Every pod this node holds an address for, also one whose setup was interrupted (its

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -252,6 +253,26 @@ def test_a_service_like_dnat_on_the_node_works_between_pods_of_one_bridge(cluste
         assert ask(endpoint.netns_name, "10.96.0.50", 80) == f"h1-pod1 {endpoint.gateway}"
     finally:
         lab.run_in(h1, "nft", "delete", "table", "ip", table)
+
+
+def test_pods_set_up_and_torn_down_from_many_threads_at_once(cluster):
+    """As the kubelet does (one worker thread per pod): every pod gets its own address and a
+    working namespace; two calls for one pod give one result."""
+    lab, nodes = cluster
+    network = nodes["h1"].network
+    uids = [f"uid-burst-{i}" for i in range(8)] + ["uid-burst-0"]
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        addresses = list(pool.map(lambda uid: network.setup(uid, "default", uid), uids))
+    assert addresses[0] == addresses[-1]
+    assert len({a.ip for a in addresses[:-1]}) == 8
+    assert not {a.ip for a in addresses} & {a.ip for a in nodes["h1"].pods.values()}
+    target = nodes["h2"].pods["h2-pod1"]
+    for address in addresses[:3]:
+        assert ask(address.netns_name, target.ip) == f"h2-pod1 {address.ip}"
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        list(pool.map(network.teardown, uids))
+    assert not {a.netns_name for a in addresses} & set(lab_namespaces())
+    assert {a.pod_uid for a in network.list_pods()} == {a.pod_uid for a in nodes["h1"].pods.values()}
 
 
 def test_teardown_and_cleanup_leave_nothing(cluster):

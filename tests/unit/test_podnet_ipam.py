@@ -120,3 +120,19 @@ def test_any_sequence_of_pods_never_shares_an_address(cidr, ops):
         assert len(set(model.values())) == len(model)  # never twice
         assert {u: e.ip for u, e in state.pods.items()} == model
         assert from_document(to_document(state)) == state
+
+
+def test_a_network_can_be_rebuilt_from_its_state_directory_for_cleanup(tmp_path):
+    from netproxy.podnet import PodNetwork
+    from netproxy.podnet.state import StateFile
+
+    assert PodNetwork.from_state_dir("node-1", tmp_path / "none").pod_cidr == "10.255.255.0/30"
+    state = StateFile(tmp_path / "state", "10.244.3.0/24")
+    assert state.update(lambda s: allocate(s, "pod-a", "default", "a")) == "10.244.3.2"
+    network = PodNetwork.from_state_dir("node-1", tmp_path / "state")
+    assert network.pod_cidr == "10.244.3.0/24"
+    assert [(a.pod_uid, a.ip, a.namespace, a.name) for a in network.list_pods()] == [
+        ("pod-a", "10.244.3.2", "default", "a")]
+    (tmp_path / "state" / "ipam.json").write_text("{not json")
+    with pytest.raises(CorruptState):
+        network.list_pods()
