@@ -36,7 +36,6 @@ from orchestrator.kubelet.plan import plan
 from orchestrator.kubelet.pleg import ContainerCache
 from orchestrator.kubelet.podworker import PodActions, PodRecord
 from orchestrator.kubelet.probers import ProbeWorkers
-from orchestrator.kubelet.runtime import base as rt
 from orchestrator.metrics import Counter, Histogram, Registry
 
 log = logging.getLogger("ketch.kubelet")
@@ -243,6 +242,7 @@ class Kubelet:
             record = self.records.setdefault(uid, PodRecord(uid))
             pod = self.pod_by_uid(uid)
             record.pod, record.admitted = pod, True
+            record.leftovers = uid in sandboxes or uid in nets
             net = nets.get(uid)
             if pod is not None and (pod.get("spec") or {}).get("hostNetwork"):
                 net = await self.network_for_host()
@@ -271,11 +271,14 @@ class Kubelet:
             await trio.sleep(self.settings.housekeeping_s)
             try:
                 sandboxes = set(await self.runtime_call("list_sandboxes"))
-            except rt.RuntimeFailure as err:
+                nets = set(await self.network.existing())
+            except Exception as err:  # noqa: BLE001 - logged; the next round tries again
                 log.warning("event=housekeeping_failed error=%s", err)
                 continue
-            for uid in (self.cache.uids() | sandboxes | set(self.records)):
+            for uid in (self.cache.uids() | sandboxes | nets | set(self.records)):
                 if self.pod_by_uid(uid) is None:
+                    record = self.records.setdefault(uid, PodRecord(uid, admitted=True))
+                    record.leftovers = record.leftovers or uid in sandboxes or uid in nets
                     self.queue.add(uid)
             self.termination_messages = {k: v for k, v in self.termination_messages.items() if k in self.cache.by_id}
 
@@ -310,7 +313,7 @@ class Kubelet:
         for _ in range(MAX_ROUNDS):
             result = plan(record.pod, observed, sandbox_ready=record.sandbox is not None, probes=self.probes.results,
                           crash_backoff=record.crash_backoff, failures=record.failures, now=time.time(),
-                          pod_failure=record.pod_failure)
+                          pod_failure=record.pod_failure, leftovers=record.leftovers)
             record.crash_backoff = result.crash_backoff
             if not result.actions:
                 break
@@ -325,7 +328,7 @@ class Kubelet:
             self.queue.add_after(uid, 0.1)  # more to do: yield to other pods, come back at once
         if pod is None:
             self.probes.forget_pod(uid)
-            if not observed and record.sandbox is None:
+            if not observed and record.sandbox is None and not record.leftovers:
                 self._forget(uid)
             return
         running = [c for c in observed if c.state == RUNNING]

@@ -86,7 +86,11 @@ class NodeAgent:
             try:
                 await self.renew_lease()
                 await self.report_status()
-            except (APIStatusError, Unreachable) as err:
+            except APIStatusError as err:
+                log.warning("event=heartbeat_failed node=%s error=%s", self.name, err)
+                if err.code == 404 and err.status.get("details", {}).get("kind") == "nodes":
+                    await self.register()  # the Node was deleted: register again, as the kubelet does
+            except Unreachable as err:
                 log.warning("event=heartbeat_failed node=%s error=%s", self.name, err)
             await trio.sleep(self.heartbeat_s)
 

@@ -83,13 +83,14 @@ def pod_label(pod: dict) -> str:
 
 def plan(pod: dict | None, observed: list[ObservedContainer], *, sandbox_ready: bool, probes: dict[str, dict[str, str]],
          crash_backoff: dict[str, bo.BackoffEntry], failures: dict[str, Failure], now: float,
-         pod_failure: Failure | None = None) -> Plan:
+         pod_failure: Failure | None = None, leftovers: bool = False) -> Plan:
     """pod None: the pod is no longer bound here (or gone). probes: container id -> kind -> result.
-    failures: container name -> its last failed creation; pod_failure: the sandbox's or volumes'."""
+    failures: container name -> its last failed creation; pod_failure: the sandbox's or volumes'.
+    leftovers: some part of a sandbox exists (a runtime sandbox, an address) even if not ready."""
     out = Plan(crash_backoff=dict(crash_backoff))
     running = [c for c in observed if c.state == RUNNING]
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
-        _stop_everything(out, pod, observed, running, sandbox_ready)
+        _stop_everything(out, pod, observed, running, sandbox_ready or leftovers)
         return out
     if finished(pod, observed):
         out.terminal = True
@@ -154,7 +155,7 @@ def finished(pod: dict, observed: list[ObservedContainer]) -> bool:
     return True
 
 
-def _stop_everything(out: Plan, pod: dict | None, observed: list, running: list, sandbox_ready: bool) -> None:
+def _stop_everything(out: Plan, pod: dict | None, observed: list, running: list, sandbox_exists: bool) -> None:
     grace = grace_period_s(pod)
     if running:
         for container in running:
@@ -162,7 +163,7 @@ def _stop_everything(out: Plan, pod: dict | None, observed: list, running: list,
                                              f"Stopping container {container.name}", run_pre_stop=pod is not None))
         return
     out.actions += [RemoveContainer(c.id, c.name) for c in observed]
-    if sandbox_ready or observed:
+    if sandbox_exists or observed:
         out.actions.append(TeardownSandbox())
     if pod is not None:
         out.actions.append(FinishDeletion())

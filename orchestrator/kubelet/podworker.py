@@ -58,6 +58,7 @@ class PodRecord:
     rejection: tuple[str, str] | None = None
     reported: dict | None = None
     deleted: bool = False
+    leftovers: bool = False  # a sandbox or an address from before (a restart, an interrupted setup)
     first_seen: float = field(default_factory=time.monotonic)
     running_seen: bool = False
 
@@ -182,6 +183,7 @@ class PodActions:
             log.warning("event=teardown_failed pod=%s error=%s", record.uid, err)
             raise
         record.sandbox = record.net = None
+        record.leftovers = False
 
     # --- containers --------------------------------------------------------------------------------
 

@@ -227,3 +227,11 @@ def test_a_sandbox_failure_waits_its_backoff():
     retry = planner.plan(pod(), [], sandbox_ready=False, probes={}, crash_backoff={}, failures={}, now=now + 11,
                          pod_failure=failure)
     assert retry.actions == [PrepareSandbox()]
+
+
+def test_a_leftover_sandbox_of_a_pod_gone_is_torn_down_even_without_containers():
+    leftover = planner.plan(None, [], sandbox_ready=False, probes={}, crash_backoff={}, failures={}, now=0.0,
+                            leftovers=True)
+    assert leftover.actions == [TeardownSandbox()]
+    nothing = planner.plan(None, [], sandbox_ready=False, probes={}, crash_backoff={}, failures={}, now=0.0)
+    assert nothing.actions == []
