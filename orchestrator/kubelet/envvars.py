@@ -14,6 +14,9 @@ Rules kept (Kubernetes' kubelet_pods.go makeEnvironmentVariables and the expansi
   secretKeyRef, where `optional: true` turns a missing object or key into no variable.
 - A missing object or key that is not optional is a CreateContainerConfigError with the
   kubelet's message (`configmap "x" not found`, `couldn't find key k in ConfigMap ns/x`).
+- Service links: each Service of the pod's namespace (unless enableServiceLinks is false) and the
+  `kubernetes` Service give FOO_SERVICE_HOST, FOO_SERVICE_PORT, FOO_PORT_80_TCP... after the pod's
+  own variables, which win; $(VAR) may refer to them.
 - The image's environment is the base; the pod's variables override it (as containerd does).
 - argv: command and args both empty -> entrypoint + cmd of the image; command set -> command +
   args; only args -> entrypoint + args.
@@ -45,6 +48,7 @@ class PodFacts:
     pod_ips: tuple[str, ...] = ()
     host_ips: tuple[str, ...] = ()
     allocatable: dict = field(default_factory=dict)  # node allocatable: cpu (milli), memory, ephemeral-storage
+    services: tuple = ()  # Service objects: the pod's namespace's and default/kubernetes (service links)
 
 
 @dataclass
@@ -186,9 +190,47 @@ def _key_ref(kind: str, ref: dict, lookup: Lookup, namespace: str) -> str | None
 
 # --- the whole environment -----------------------------------------------------------------------
 
-def resolve_env(pod: dict, container: dict, facts: PodFacts, configmaps: Lookup, secrets: Lookup) -> Resolved:
-    """The pod-defined variables of one container, in order (image variables not included)."""
+def _service_prefix(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_env(pod: dict, services: tuple | list) -> dict[str, str]:
+    """Docker-link style variables of Services (Kubernetes' getServiceEnvVarMap): every Service of
+    the pod's namespace with a cluster IP when enableServiceLinks (default true), and always the
+    API server's `kubernetes` Service of namespace default."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    chosen = {}
+    for service in services:
+        meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None":
+            continue
+        is_master = meta.get("namespace") == "default" and meta.get("name") == "kubernetes"
+        if is_master or (links and meta.get("namespace") == namespace):
+            chosen[meta.get("name", "")] = (ip, spec.get("ports") or [])
+    out: dict[str, str] = {}
+    for name, (ip, ports) in sorted(chosen.items()):
+        prefix = _service_prefix(name)
+        out[f"{prefix}_SERVICE_HOST"] = ip
+        for i, port in enumerate(ports):
+            number, protocol = port.get("port"), (port.get("protocol") or "TCP")
+            if i == 0:
+                out[f"{prefix}_SERVICE_PORT"] = str(number)
+                out[f"{prefix}_PORT"] = f"{protocol.lower()}://{ip}:{number}"
+            if port.get("name"):
+                out[f"{prefix}_SERVICE_PORT_{_service_prefix(port['name'])}"] = str(number)
+            base = f"{prefix}_PORT_{number}_{protocol.upper()}"
+            out[base] = f"{protocol.lower()}://{ip}:{number}"
+            out[f"{base}_PROTO"], out[f"{base}_PORT"], out[f"{base}_ADDR"] = protocol.lower(), str(number), ip
+    return out
+
+
+def resolve_env(pod: dict, container: dict, facts: PodFacts, configmaps: Lookup, secrets: Lookup) -> Resolved:
+    """The variables of one container, in order (image variables not included): the pod's own,
+    then the Services' (service_env) that the pod does not set itself."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    services = service_env(pod, facts.services)
     variables: dict[str, str] = {}
     invalid: list[str] = []
     for source in container.get("envFrom") or []:
@@ -211,11 +253,13 @@ def resolve_env(pod: dict, container: dict, facts: PodFacts, configmaps: Lookup,
             raise ConfigError("env: every variable needs a name")
         source = var.get("valueFrom")
         if source is None:
-            variables[name] = expand(str(var.get("value") or ""), variables)
+            variables[name] = expand(str(var.get("value") or ""), {**services, **variables})
             continue
         value = _value_from(pod, container, source, facts, configmaps, secrets, namespace)
         if value is not None:
             variables[name] = value
+    for name, value in services.items():
+        variables.setdefault(name, value)
     return Resolved(list(variables.items()), invalid)
 
 

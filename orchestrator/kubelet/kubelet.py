@@ -24,7 +24,16 @@ import trio
 
 from orchestrator.api import pods as pod_shape
 from orchestrator.api import quantity
-from orchestrator.client.api import CONFIGMAPS, NODES, PODS, APIClient, APIStatusError, Unreachable, resource
+from orchestrator.client.api import (
+    CONFIGMAPS,
+    NODES,
+    PODS,
+    SERVICES,
+    APIClient,
+    APIStatusError,
+    Unreachable,
+    resource,
+)
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory
 from orchestrator.client.workqueue import WorkQueue
@@ -90,6 +99,7 @@ class Kubelet:
         self.pods.add_handler(on_add=self._pod_event, on_update=lambda _, new: self._pod_event(new),
                               on_delete=self._pod_event)
         self.nodes = self.factory.informer(NODES)
+        self.services = self.factory.informer(SERVICES)  # service links in containers' environments
         self.object_informers: dict[tuple[str, str], object] = {}
         self.queue = WorkQueue("kubelet-pods", base_delay_s=0.2, max_delay_s=10.0)
         self.records: dict[str, PodRecord] = {}
@@ -160,7 +170,8 @@ class Kubelet:
 
     def pod_facts(self, pod_ip: str) -> PodFacts:
         return PodFacts(pod_ips=(pod_ip,) if pod_ip else (), host_ips=(self.facts.node_ip,),
-                        allocatable=quantity.resources(nodeinfo.allocatable(self.facts)))
+                        allocatable=quantity.resources(nodeinfo.allocatable(self.facts)),
+                        services=tuple(self.services.items()))
 
     def size_of(self, text: str) -> int | None:
         try:

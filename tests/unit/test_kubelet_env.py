@@ -109,3 +109,28 @@ def test_argv_follows_command_args_and_the_image(command, args, argv):
 def test_no_command_anywhere_is_an_error():
     with pytest.raises(ConfigError, match="no command"):
         resolve_argv({"name": "c"}, [], [], {})
+
+
+def test_service_links_follow_kubernetes_and_the_pods_own_variables_win():
+    services = (
+        {"metadata": {"name": "kubernetes", "namespace": "default"},
+         "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}},
+        {"metadata": {"name": "redis-main", "namespace": "shop"},
+         "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 6379}]}},
+        {"metadata": {"name": "headless", "namespace": "shop"}, "spec": {"clusterIP": "None", "ports": [{"port": 1}]}},
+        {"metadata": {"name": "elsewhere", "namespace": "other"}, "spec": {"clusterIP": "10.96.0.8", "ports": []}},
+    )
+    facts = PodFacts(services=services)
+    container = {"name": "c", "env": [{"name": "REDIS_MAIN_SERVICE_PORT", "value": "1"},
+                                      {"name": "URL", "value": "redis://$(REDIS_MAIN_SERVICE_HOST)"}]}
+    values = dict(resolve_env(POD, container, facts, lambda *_: None, lambda *_: None).env)
+    assert values["REDIS_MAIN_SERVICE_HOST"] == "10.96.0.9" and values["REDIS_MAIN_SERVICE_PORT"] == "1"
+    assert values["URL"] == "redis://10.96.0.9"
+    assert values["REDIS_MAIN_PORT_6379_TCP"] == "tcp://10.96.0.9:6379"
+    assert values["REDIS_MAIN_PORT_6379_TCP_ADDR"] == "10.96.0.9"
+    assert values["KUBERNETES_SERVICE_HOST"] == "10.96.0.1" and values["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert values["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert not any(k.startswith(("HEADLESS", "ELSEWHERE")) for k in values)
+    no_links = {**POD, "spec": {**POD["spec"], "enableServiceLinks": False}}
+    values = dict(resolve_env(no_links, {"name": "c"}, facts, lambda *_: None, lambda *_: None).env)
+    assert sorted(k for k in values if k.startswith("KUBERNETES")) and not any(k.startswith("REDIS") for k in values)
