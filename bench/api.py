@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import h11
+import trio
+
+from kvstore.client import KVClient
+from orchestrator.lab.local_plane import LocalControlPlane
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import h11  # noqa: E402
-import trio  # noqa: E402
-
-from kvstore.client import KVClient  # noqa: E402
-from orchestrator.local_plane import LocalControlPlane  # noqa: E402
 
 NAMESPACE_PATH = "/api/v1/namespaces/default/configmaps"
 LIST_PATH = "/api/v1/namespaces/listing/configmaps"  # exactly 100 objects
@@ -170,19 +169,27 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     rows["update"] = await timed_load(args.clients, args.duration, make_update)
     setup = await connection()
     for namespace in ("listing", "fanout"):
-        await op_expect(setup, "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": namespace}}).encode(), 201)
+        body = json.dumps({"metadata": {"name": namespace}}).encode()
+        await op_expect(setup, "POST", "/api/v1/namespaces", body, 201)
     for n in range(100):
-        await op_expect(setup, "POST", LIST_PATH, json.dumps(
-            {"metadata": {"name": f"l{n}", "labels": {"listed": "yes"}}, "data": {"v": "x" * 100}}).encode(), 201)
+        await op_expect(
+            setup,
+            "POST",
+            LIST_PATH,
+            json.dumps({"metadata": {"name": f"l{n}", "labels": {"listed": "yes"}}, "data": {"v": "x" * 100}}).encode(),
+            201,
+        )
     rows["list 100 (quorum)"] = await timed_load(args.clients, args.duration, await make_list(None))
     rows["list 100 (cache, rv=0)"] = await timed_load(args.clients, args.duration, await make_list("0"))
 
     async with KVClient(plane.kv.endpoints, plane.kv.token, timeout_s=10) as kv:
+
         async def make_kv_put(i):
             return lambda n: kv.put(b"/bench/%d/%d" % (i, n), b"x" * 200)
 
         async def make_kv_get(i):
             return lambda n: kv.get(b"/bench/%d/%d" % (i, n % 50))
+
         rows["kv put (anchor)"] = await timed_load(args.clients, args.duration, make_kv_put)
         rows["kv get (anchor)"] = await timed_load(args.clients, args.duration, make_kv_get)
     for name, anchor in (("create", "kv put (anchor)"), ("update", "kv put (anchor)"), ("get", "kv get (anchor)")):
@@ -207,6 +214,7 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
         async for line in conn.stream_lines(FAN_PATH + "?watch=true&timeoutSeconds=120"):
             event = json.loads(line)
             received.setdefault(event["object"]["metadata"]["name"], []).append(time.perf_counter())
+
     writer = await connection()
     written: dict[str, float] = {}
     async with trio.open_nursery() as nursery:
@@ -226,9 +234,13 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
             await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     spreads = [max(received[n]) - written[n] for n in written if len(received.get(n, [])) == watchers]
-    return {"watchers": watchers, "writes": len(written), "complete": len(spreads),
-            "p50_ms": round(1000 * statistics.median(spreads), 1) if spreads else None,
-            "max_ms": round(1000 * max(spreads), 1) if spreads else None}
+    return {
+        "watchers": watchers,
+        "writes": len(written),
+        "complete": len(spreads),
+        "p50_ms": round(1000 * statistics.median(spreads), 1) if spreads else None,
+        "max_ms": round(1000 * max(spreads), 1) if spreads else None,
+    }
 
 
 def main() -> int:
@@ -249,14 +261,23 @@ def main() -> int:
     for name, row in rows.items():
         if name == "watch fan-out":
             continue
-        print(f"{name:26} {row['ops']:>7} {row['ops_per_s']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} "
-              f"{row.get('x_kv_p50', ''):>9}")
+        print(
+            f"{name:26} {row['ops']:>7} {row['ops_per_s']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} "
+            f"{row.get('x_kv_p50', ''):>9}"
+        )
     fan = rows["watch fan-out"]
-    print(f"watch fan-out: {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes seen by all; "
-          f"write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms")
+    print(
+        f"watch fan-out: {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes seen by all; "
+        f"write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"python": platform.python_version(), "clients": args.clients,
-                                    "duration_s": args.duration, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {"python": platform.python_version(), "clients": args.clients, "duration_s": args.duration, "rows": rows},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -237,8 +237,9 @@ class KVServer:
     async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
         """Push {"created", "revision"}, then {"revision", "events"} whenever events for the
         watched keys are applied (revision = the store's revision they were read at; each
-        event's kv has its own mod_revision; a revision is never split), until cancelled; {"canceled", "compact_revision"} if the start
-        revision is compacted. Both the msgpack port and the JSON gateway use this loop."""
+        event's kv has its own mod_revision; a revision is never split), until cancelled;
+        {"canceled", "compact_revision"} if the start revision is compacted. Both the msgpack port
+        and the JSON gateway use this loop."""
         if not isinstance(spec, dict) or not isinstance(spec.get("key"), bytes) or not spec["key"]:
             raise invalid("watch needs a non-empty bytes key")
         key, range_end = spec["key"], spec.get("range_end") or None

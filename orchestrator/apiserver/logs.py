@@ -10,21 +10,18 @@ from urllib.parse import urlencode
 import h11
 import trio
 
+from orchestrator.api import nodes
 from orchestrator.apiserver import errors
 
-KUBELET_PORT = 10250
 CONNECT_TIMEOUT_S = 3.0
 PASSED_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "limitBytes", "previous")
 
 
 def kubelet_address(node: dict) -> tuple[str, int]:
-    status = node.get("status") or {}
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    host = addresses.get("InternalIP") or addresses.get("Hostname")
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
+    host = nodes.internal_ip(node)
     if not host:
         raise errors.unavailable(f'node "{node["metadata"]["name"]}" has no InternalIP: cannot reach its kubelet')
-    return host, int(port)
+    return host, nodes.kubelet_port(node)
 
 
 def container_of(pod: dict, requested: str | None) -> str:

@@ -95,8 +95,13 @@ class Request:
 
     async def start_stream(self, content_type: str) -> None:
         self.status = 200
-        await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")],
+            }
+        )
 
     async def stream_line(self, payload: dict) -> None:
         await self.stream_bytes(encode_line(payload))

@@ -17,13 +17,24 @@ import random
 from dataclasses import dataclass, field
 
 import trio
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator.apiserver import admission, auth, discovery, errors, jsoncodec, objects, patch, selectors, tables
+from orchestrator.api import selectors
+from orchestrator.api.resources import BY_PATH, Resource
+from orchestrator.apiserver import (
+    admission,
+    auth,
+    discovery,
+    errors,
+    jsoncodec,
+    objects,
+    patch,
+    tables,
+)
 from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.request import JSON, Request, encode_line
-from orchestrator.apiserver.resources import BY_PATH, Resource
 from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
-from orchestrator.metrics import answer_lifespan
+from orchestrator.metrics import Counter, Registry, answer_lifespan
 
 log = logging.getLogger("ketch.apiserver")
 
@@ -52,10 +63,16 @@ class APIServer:
     tokens: dict[str, auth.User]
     settings: Settings = field(default_factory=Settings)
     in_flight: int = 0
-    requests_total: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
+        self.metrics = Registry()
+        self.requests_total = Counter("ketch_apiserver_requests_total", "Requests answered, by HTTP status.",
+                                      ["code"], registry=self.metrics)
+        self.metrics.gauge_of("ketch_apiserver_in_flight", "Requests being served (watches excluded).",
+                              lambda: self.in_flight)
+        self.metrics.gauge_of("ketch_apiserver_watchers", "Open watches.",
+                              lambda: sum(len(c.watchers) for c in self.store.caches.values()))
 
     # --- ASGI ---------------------------------------------------------------------------------
 
@@ -79,7 +96,7 @@ class APIServer:
             await request.error(errors.APIError(500, "InternalError", "an internal error occurred"))
         finally:
             self.in_flight -= not watching
-            self.requests_total[request.status] = self.requests_total.get(request.status, 0) + 1
+            self.requests_total.labels(code=str(request.status)).inc()
 
     async def dispatch(self, request: Request) -> None:
         path = request.path.rstrip("/") or "/"
@@ -92,7 +109,7 @@ class APIServer:
         if path == "/version":
             return await request.json(200, discovery.VERSION)
         if path == "/metrics":
-            return await request.reply(200, self.metrics().encode(), "text/plain; version=0.0.4")
+            return await request.reply(200, self.metrics.text().encode(), CONTENT_TYPE_LATEST)
         if path in ("/api", "/apis"):
             return await self.discovery_root(request, path)
         if path.startswith("/openapi/"):
@@ -221,8 +238,11 @@ class APIServer:
         await request.json(status, obj)
 
     def matcher(self, request: Request, route: Route):
-        labels = selectors.parse_label_selector(request.query.get("labelSelector"))
-        fields = selectors.parse_field_selector(request.query.get("fieldSelector"), route.resource.kind)
+        try:
+            labels = selectors.parse_label_selector(request.query.get("labelSelector"))
+            fields = selectors.parse_field_selector(request.query.get("fieldSelector"), route.resource.kind)
+        except selectors.SelectorError as err:
+            raise errors.bad_request(str(err)) from None
         namespace = route.namespace
 
         def accept(obj: dict) -> bool:
@@ -259,7 +279,8 @@ class APIServer:
         admission.apply_defaults(resource, obj)
         admission.validate(resource, obj)
         if request.query.get("dryRun") == "All":
-            return await self.send_object(request, resource, {**obj, "metadata": {**obj["metadata"], "resourceVersion": ""}}, 201)
+            unsaved = {**obj, "metadata": {**obj["metadata"], "resourceVersion": ""}}
+            return await self.send_object(request, resource, unsaved, 201)
         allocated = await self.allocator.allocate(resource, obj)
         try:
             created = await self.store.create(resource, route.namespace, obj)
@@ -275,14 +296,21 @@ class APIServer:
                 found = await self.store.get(BY_PATH[("", "v1", "namespaces")], None, namespace)
             except errors.APIError as err:
                 if err.code == 404:
-                    raise errors.APIError(404, "NotFound", f'namespaces "{namespace}" not found',
-                                          {"name": namespace, "kind": "namespaces"}) from None
+                    raise errors.APIError(
+                        404,
+                        "NotFound",
+                        f'namespaces "{namespace}" not found',
+                        {"name": namespace, "kind": "namespaces"},
+                    ) from None
                 raise
         else:
             found = cache.objects[f"/registry/core/namespaces/{namespace}"]
         if found["metadata"].get("deletionTimestamp"):
-            raise errors.APIError(403, "Forbidden", f"unable to create new content in namespace {namespace} "
-                                  "because it is being terminated")
+            raise errors.APIError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
 
     async def update(self, request: Request, route: Route) -> None:
         resource = route.resource
@@ -290,7 +318,9 @@ class APIServer:
         objects.check_type(resource, body)
         name = (body.get("metadata") or {}).get("name")
         if name and name != route.name:
-            raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({route.name})")
+            raise errors.bad_request(
+                f"the name of the object ({name}) does not match the name on the URL ({route.name})"
+            )
         body.setdefault("metadata", {})["name"] = route.name
         expected = parse_resource_version((body.get("metadata") or {}).get("resourceVersion"))
         await self.write(request, route, lambda current: body, expected)
@@ -318,8 +348,12 @@ class APIServer:
         content_type, body = await read_patch(request, allow_empty=True)
         patcher = PATCHERS.get(content_type)
         if patcher is None:
-            raise errors.APIError(415, "UnsupportedMediaType", f"the patch content type {content_type!r} is not "
-                                  "supported (json-patch, merge-patch, strategic-merge-patch)")
+            raise errors.APIError(
+                415,
+                "UnsupportedMediaType",
+                f"the patch content type {content_type!r} is not "
+                "supported (json-patch, merge-patch, strategic-merge-patch)",
+            )
         apply = lambda current: patcher(current, body)  # noqa: E731
         if content_type != "application/json-patch+json" and not isinstance(body, dict):
             raise errors.bad_request("a merge patch must be a JSON object")
@@ -341,16 +375,24 @@ class APIServer:
             current = await self.store.get(resource, route.namespace, route.name)
             meta = current["metadata"]
             if wanted_uid and wanted_uid != meta.get("uid"):
-                raise errors.conflict(resource, route.name, f"Precondition failed: UID in precondition: "
-                                      f"{wanted_uid}, UID in object meta: {meta.get('uid')}")
+                raise errors.conflict(
+                    resource,
+                    route.name,
+                    f"Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {meta.get('uid')}",
+                )
             if wanted_rv and wanted_rv != meta["resourceVersion"]:
                 raise errors.conflict(resource, route.name)
             graceful = self.deletion_grace(resource, current, grace)
-            finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy) \
-                if resource.kind not in ("Pod", "Event") else None
+            finalizer = (
+                {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy)
+                if resource.kind not in ("Pod", "Event")
+                else None
+            )
             if graceful is None and not objects.pending_finalizers(current) and finalizer is None:
                 try:
-                    revision = await self.store.delete(resource, route.namespace, route.name, int(meta["resourceVersion"]))
+                    revision = await self.store.delete(
+                        resource, route.namespace, route.name, int(meta["resourceVersion"])
+                    )
                 except errors.APIError as err:
                     if err.reason == "Conflict":
                         continue
@@ -388,15 +430,26 @@ class APIServer:
         for obj in items:
             if accept(obj):
                 try:
-                    await self.store.delete(route.resource, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                            int(obj["metadata"]["resourceVersion"]))
+                    await self.store.delete(
+                        route.resource,
+                        obj["metadata"].get("namespace"),
+                        obj["metadata"]["name"],
+                        int(obj["metadata"]["resourceVersion"]),
+                    )
                     await self.allocator.release(self.allocator.allocations_of(route.resource, obj))
                     deleted.append(objects.with_type(route.resource, obj))
                 except errors.APIError as err:
                     if err.code not in (404, 409):
                         raise
-        await request.json(200, {"kind": route.resource.kind + "List", "apiVersion": route.resource.api_version,
-                                 "metadata": {}, "items": deleted})
+        await request.json(
+            200,
+            {
+                "kind": route.resource.kind + "List",
+                "apiVersion": route.resource.api_version,
+                "metadata": {},
+                "items": deleted,
+            },
+        )
 
     # --- subresources -------------------------------------------------------------------------
 
@@ -414,18 +467,21 @@ class APIServer:
             change = lambda current: objects.apply_scale(current, apply(objects.scale_of(resource, current), body))  # noqa: E731
         else:
             raise errors.method_not_allowed()
-        updated = await self.store.guaranteed_update(resource, route.namespace, route.name, lambda current: _bump(
-            resource, current, change(current)))
+        updated = await self.store.guaranteed_update(
+            resource, route.namespace, route.name, lambda current: _bump(resource, current, change(current))
+        )
         await request.json(200, objects.scale_of(resource, updated))
 
     async def bind(self, request: Request, route: Route, binding: dict) -> None:
         pods = route.resource
-        await self.store.guaranteed_update(pods, route.namespace, route.name,
-                                           lambda pod: objects.bind(pod, binding, pods))
+        await self.store.guaranteed_update(
+            pods, route.namespace, route.name, lambda pod: objects.bind(pod, binding, pods)
+        )
         await request.json(201, errors.success(code=201))
 
     async def pod_log(self, request: Request, route: Route) -> None:
         from orchestrator.apiserver.logs import proxy_log
+
         pod = await self.store.get(route.resource, route.namespace, route.name)
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
@@ -459,9 +515,16 @@ class APIServer:
                         event = await watcher.receive.receive()
                         await request.stream_bytes(self.watch_line(request, resource, event))
                     if idle.cancelled_caught and bookmarks:
-                        await request.stream_line({"type": "BOOKMARK", "object": {
-                            "kind": resource.kind, "apiVersion": resource.api_version,
-                            "metadata": {"resourceVersion": str(cache.revision)}}})
+                        await request.stream_line(
+                            {
+                                "type": "BOOKMARK",
+                                "object": {
+                                    "kind": resource.kind,
+                                    "apiVersion": resource.api_version,
+                                    "metadata": {"resourceVersion": str(cache.revision)},
+                                },
+                            }
+                        )
         except (trio.EndOfChannel, trio.ClosedResourceError, OSError):
             pass  # dropped for being slow, or the cache restarted: the client re-watches
         finally:
@@ -494,20 +557,12 @@ class APIServer:
                 if err.reason != "AlreadyExists":
                     raise
 
-    def metrics(self) -> str:
-        lines = ["# HELP ketch_apiserver_requests_total Requests answered, by HTTP status.",
-                 "# TYPE ketch_apiserver_requests_total counter"]
-        lines += [f'ketch_apiserver_requests_total{{code="{code}"}} {count}'
-                  for code, count in sorted(self.requests_total.items())]
-        lines += ["# HELP ketch_apiserver_in_flight Requests being served (watches excluded).",
-                  "# TYPE ketch_apiserver_in_flight gauge", f"ketch_apiserver_in_flight {self.in_flight}",
-                  "# HELP ketch_apiserver_watchers Open watches.", "# TYPE ketch_apiserver_watchers gauge",
-                  f"ketch_apiserver_watchers {sum(len(c.watchers) for c in self.store.caches.values())}"]
-        return "\n".join(lines) + "\n"
 
-
-PATCHERS = {"application/json-patch+json": patch.json_patch, "application/merge-patch+json": patch.merge_patch,
-            "application/strategic-merge-patch+json": patch.strategic_merge_patch}
+PATCHERS = {
+    "application/json-patch+json": patch.json_patch,
+    "application/merge-patch+json": patch.merge_patch,
+    "application/strategic-merge-patch+json": patch.strategic_merge_patch,
+}
 
 
 async def read_patch(request: Request, allow_empty: bool = False) -> tuple[str, object]:

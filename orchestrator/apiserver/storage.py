@@ -27,8 +27,8 @@ import trio
 from kvstore import commands as c
 from kvstore.client import KVClient
 from kvstore.errors import ErrorCode, KVError
+from orchestrator.api.resources import STORED, Resource
 from orchestrator.apiserver import errors, jsoncodec
-from orchestrator.apiserver.resources import STORED, Resource
 
 log = logging.getLogger("ketch.apiserver.storage")
 
@@ -92,12 +92,15 @@ class WatchCache:
         while True:
             try:
                 listing = await kv.range(prefix, c.prefix_end(prefix))
-                self.objects = {kv_["key"].decode(): decode(kv_["value"], kv_["mod_revision"]) for kv_ in listing["kvs"]}
+                self.objects = {
+                    kv_["key"].decode(): decode(kv_["value"], kv_["mod_revision"]) for kv_ in listing["kvs"]
+                }
                 self.revision = self.oldest = listing["header"]["revision"]
                 self.events.clear()
                 self.ready.set()
-                async with kv.watch(prefix, c.prefix_end(prefix), start_revision=self.revision + 1,
-                                    prev_kv=True) as watch:
+                async with kv.watch(
+                    prefix, c.prefix_end(prefix), start_revision=self.revision + 1, prev_kv=True
+                ) as watch:
                     async for message in watch:
                         for event in message["events"]:
                             self._apply(event)
@@ -146,8 +149,11 @@ class WatchCache:
         """Events to send first, and a watcher whose `receive` has the live ones. since=None: the
         current state as ADDED events. Raises 410 Expired if `since` is older than the window."""
         if since is None:
-            initial = [WatchEvent("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
-                       for _, obj in sorted(self.objects.items()) if accept(obj)]
+            initial = [
+                WatchEvent("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
+                for _, obj in sorted(self.objects.items())
+                if accept(obj)
+            ]
         elif since < self.oldest:
             raise errors.expired(f"too old resource version: {since} ({self.oldest + 1})")
         else:
@@ -190,8 +196,15 @@ class Store:
             raise errors.not_found(resource, name)
         return decode(found["value"], found["mod_revision"])
 
-    async def list(self, resource: Resource, namespace: str | None, *, resource_version: str | None = None,
-                   limit: int = 0, continue_token: str | None = None) -> tuple[list[dict], int, str | None]:
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        *,
+        resource_version: str | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> tuple[list[dict], int, str | None]:
         """(objects sorted by key, list resourceVersion, continue token or None)."""
         prefix = resource.key_prefix(namespace)
         if resource_version == "0" and not limit and not continue_token:
@@ -202,8 +215,9 @@ class Store:
         start, revision = prefix.encode(), 0
         if continue_token:
             start, revision = _read_continue(continue_token, prefix)
-        result = await self._call(self.kv.range(start, c.prefix_end(prefix.encode()), revision=revision,
-                                                limit=limit + 1 if limit else 0))
+        result = await self._call(
+            self.kv.range(start, c.prefix_end(prefix.encode()), revision=revision, limit=limit + 1 if limit else 0)
+        )
         kvs = result["kvs"]
         revision = revision or result["header"]["revision"]
         token = None
@@ -224,16 +238,24 @@ class Store:
     async def update(self, resource: Resource, namespace: str | None, obj: dict, expected: int) -> dict:
         name = obj["metadata"]["name"]
         key = resource.key(namespace, name).encode()
-        result = await self._call(self.kv.txn([c.compare(key, "mod_revision", "=", expected)], [c.put(key, encode(obj))],
-                                              [c.range_(key, keys_only=True)]))
+        result = await self._call(
+            self.kv.txn(
+                [c.compare(key, "mod_revision", "=", expected)],
+                [c.put(key, encode(obj))],
+                [c.range_(key, keys_only=True)],
+            )
+        )
         if not result["succeeded"]:
             raise self._why_not(resource, name, result)
         return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(result["header"]["revision"])}}
 
     async def delete(self, resource: Resource, namespace: str | None, name: str, expected: int) -> int:
         key = resource.key(namespace, name).encode()
-        result = await self._call(self.kv.txn([c.compare(key, "mod_revision", "=", expected)],
-                                              [c.delete_range(key)], [c.range_(key, keys_only=True)]))
+        result = await self._call(
+            self.kv.txn(
+                [c.compare(key, "mod_revision", "=", expected)], [c.delete_range(key)], [c.range_(key, keys_only=True)]
+            )
+        )
         if not result["succeeded"]:
             raise self._why_not(resource, name, result)
         return result["header"]["revision"]
@@ -243,8 +265,14 @@ class Store:
         found = result["responses"][0]["response_range"]["kvs"]
         return errors.conflict(resource, name) if found else errors.not_found(resource, name)
 
-    async def guaranteed_update(self, resource: Resource, namespace: str | None, name: str,
-                                mutate: Callable[[dict], dict | None], attempts: int = 20) -> dict | None:
+    async def guaranteed_update(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[dict], dict | None],
+        attempts: int = 20,
+    ) -> dict | None:
         """Read, mutate, write with the read's revision; retry on a conflict. mutate returns the
         new object, or None to leave it as it is.
 
@@ -274,8 +302,9 @@ class Store:
 
     async def claim(self, key: str, owner: str) -> bool:
         """Create a key if absent (allocations: cluster IPs, node ports). True if it was ours to take."""
-        result = await self._call(self.kv.txn([c.compare(key.encode(), "create_revision", "=", 0)],
-                                              [c.put(key.encode(), owner.encode())]))
+        result = await self._call(
+            self.kv.txn([c.compare(key.encode(), "create_revision", "=", 0)], [c.put(key.encode(), owner.encode())])
+        )
         return result["succeeded"]
 
     async def release(self, key: str) -> None:

@@ -205,7 +205,7 @@ class KVStoreMachine(RuleBasedStateMachine):
         ok, responses = expected
         assert result["succeeded"] is ok
         assert len(result["responses"]) == len(responses)
-        for got, (kind, want) in zip(result["responses"], responses):
+        for got, (kind, want) in zip(result["responses"], responses, strict=True):
             if kind == "txn":
                 self.check_txn_result(got["response_txn"], want)
             elif kind == "range":

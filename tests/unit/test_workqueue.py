@@ -60,6 +60,6 @@ async def test_a_failing_key_comes_back_after_a_growing_backoff():
         queue.add("k")
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(times) == 4 and queue.errors == 3 and queue.failures == {}
     assert gaps[0] >= 0.02 and gaps[1] >= 0.04 and gaps[2] >= 0.08
