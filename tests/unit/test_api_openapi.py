@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from orchestrator.api import types
+from orchestrator.api.resources import RESOURCES
 from orchestrator.apiserver import openapi, openapi_proto
 from orchestrator.apiserver import protowire as wire
-from orchestrator.apiserver.resources import RESOURCES
 
 V2 = openapi.v2_document(RESOURCES)
 V3 = openapi.v3_documents(RESOURCES)
