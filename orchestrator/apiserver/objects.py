@@ -10,16 +10,34 @@ import uuid
 
 from orchestrator.api import timestamps
 from orchestrator.api.resources import Resource
-from orchestrator.apiserver import errors
+from orchestrator.apiserver import errors, views
 
 STATUS_RESET_ON_CREATE = {"Pod": {"phase": "Pending"}, "Deployment": {}, "ReplicaSet": {},
-                          "Service": {"loadBalancer": {}}}
+                          "Service": {"loadBalancer": {}}, "DaemonSet": {"currentNumberScheduled": 0,
+                          "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0},
+                          "StatefulSet": {"replicas": 0, "availableReplicas": 0}, "Job": {}, "CronJob": {},
+                          "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
+                          "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                                  "expectedPods": 0},
+                          "PersistentVolumeClaim": {"phase": "Pending"}, "PersistentVolume": {"phase": "Pending"}}
 GENERATED_SUFFIX = string.ascii_lowercase + string.digits
 
 
 def with_type(resource: Resource, obj: dict) -> dict:
+    """The object as `resource` serves it: its kind and apiVersion, in its group's shape."""
+    view = views.VIEWS.get((resource.group, resource.version, resource.kind))
+    return _typed(resource, view[0](obj) if view is not None else obj)
+
+
+def _typed(resource: Resource, obj: dict) -> dict:
     return {"kind": resource.kind, "apiVersion": resource.api_version, **{k: v for k, v in obj.items()
                                                                          if k not in ("kind", "apiVersion")}}
+
+
+def stored_form(resource: Resource, obj: dict) -> dict:
+    """The inverse of with_type's view: what a body sent to `resource` is, in its storage's shape."""
+    view = views.VIEWS.get((resource.group, resource.version, resource.kind))
+    return view[1](obj) if view is not None else obj
 
 
 def check_type(resource: Resource, obj: dict) -> None:
@@ -32,7 +50,7 @@ def check_type(resource: Resource, obj: dict) -> None:
 
 
 def prepare_create(resource: Resource, obj: dict, namespace: str | None) -> dict:
-    obj = with_type(resource, copy.deepcopy(obj))
+    obj = _typed(resource, copy.deepcopy(obj))
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
         raise errors.bad_request("metadata must be an object")
@@ -62,7 +80,7 @@ def _spec_part(obj: dict) -> dict:
 
 def prepare_update(resource: Resource, current: dict, new: dict, subresource: str | None) -> dict:
     """The object to store for an update of `current` to `new` (main resource or status)."""
-    new = with_type(resource, copy.deepcopy(new))
+    new = _typed(resource, copy.deepcopy(new))
     if subresource == "status":
         merged = copy.deepcopy(current)
         merged["status"] = new.get("status", {})

@@ -15,7 +15,9 @@ import orjson
 
 from orchestrator.apiserver.protowire import field_bytes, field_varint
 
-CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+ACCEPT = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what clients ask for
+# ...and what the answer is labelled: Go's mime parser refuses the "@" (kube-openapi answers so too).
+CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 # message Schema
 SCHEMA = {"$ref": 1, "format": 2, "title": 3, "description": 4, "default": 5, "required": 19,

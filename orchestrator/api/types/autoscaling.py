@@ -9,6 +9,33 @@ from __future__ import annotations
 from orchestrator.api.types.model import F, Message
 
 MESSAGES = [
+    Message("autoscaling.v1.CrossVersionObjectReference", "Identifies the object to scale.", [
+        F(1, "kind", "string", "The object's kind.", required=True),
+        F(2, "name", "string", "The object's name.", required=True),
+        F(3, "apiVersion", "string", "The object's API version."),
+    ], atomic=True),
+    Message("autoscaling.v1.HorizontalPodAutoscaler",
+            "Scales a workload's replicas to keep its pods' average CPU at a target (the older form; autoscaling/v2 has"
+            " every metric).", [
+        F(1, "metadata", "meta.v1.ObjectMeta", "Standard object metadata."),
+        F(2, "spec", "HorizontalPodAutoscalerSpec", "The desired behaviour."),
+        F(3, "status", "HorizontalPodAutoscalerStatus", "The observed state, written by the controller."),
+    ], gvk=("autoscaling", "v1", "HorizontalPodAutoscaler")),
+    Message("autoscaling.v1.HorizontalPodAutoscalerSpec", "What to scale and at which CPU use.", [
+        F(1, "scaleTargetRef", "CrossVersionObjectReference", "The object to scale.", required=True),
+        F(2, "minReplicas", "*int32", "The lower bound (default 1)."),
+        F(3, "maxReplicas", "int32", "The upper bound.", required=True),
+        F(4, "targetCPUUtilizationPercentage", "*int32",
+          "The target average CPU, as a percentage of the pods' requests (default 80)."),
+    ]),
+    Message("autoscaling.v1.HorizontalPodAutoscalerStatus", "The observed state of an autoscaler.", [
+        F(1, "observedGeneration", "*int64", "The generation the controller last acted on."),
+        F(2, "lastScaleTime", "*Time", "When the replicas were last changed."),
+        F(3, "currentReplicas", "int32", "Current number of pods.", required=True),
+        F(4, "desiredReplicas", "int32", "Number of pods the autoscaler wants.", required=True),
+        F(5, "currentCPUUtilizationPercentage", "*int32",
+          "The current average CPU, as a percentage of the pods' requests."),
+    ]),
     Message("autoscaling.v1.Scale", "The scale subresource: desired and observed replicas of a scalable object.", [
         F(1, "metadata", "meta.v1.ObjectMeta", "Standard object metadata."),
         F(2, "spec", "ScaleSpec", "The desired scale."),
