@@ -270,9 +270,11 @@ class Writes:
             raise errors.bad_request(f"Incorrect version specified in apply patch. Specified patch version: "
                                      f"{config['apiVersion']}, expected: {resource.api_version}")
         meta = config.get("metadata")
-        if not isinstance(meta, dict) or meta.get("name") not in (None, route.name):
-            raise errors.bad_request(f"the name of the object ({(meta or {}).get('name')}) does not match the name "
-                                     f"on the URL ({route.name})")
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata of the apply patch must be an object")
+        if meta.get("name") not in (None, route.name):
+            raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                                     f"({route.name})")
         if meta.get("managedFields") is not None:
             raise errors.bad_request("metadata.managedFields must be nil")
         where = f"({route.namespace or ''}/{route.name}; {gvk})"
