@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import h11
 import trio
 
 from kvstore.client import KVClient
+from orchestrator.client.transport import Connection
 from orchestrator.lab.local_plane import LocalControlPlane
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,49 +39,26 @@ LIST_PATH = "/api/v1/namespaces/listing/configmaps"  # exactly 100 objects
 FAN_PATH = "/api/v1/namespaces/fanout/configmaps"
 
 
-class Connection:
-    """One keep-alive HTTPS connection (h11 over trio): enough for a load generator."""
+class BenchConnection:
+    """The client library's connection, with the token and JSON headers a bench request carries."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, token: str) -> None:
-        self.host, self.port, self.context, self.token = host, port, context, token
+        self.connection = Connection(host, port, context)
+        self.headers = [("Authorization", f"Bearer {token}"), ("Accept", "application/json")]
 
     async def open(self) -> None:
-        self.stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=self.context)
-        self.h11 = h11.Connection(h11.CLIENT)
-
-    async def _next(self):
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(await self.stream.receive_some(65536))
+        await self.connection.open()
 
     async def request(self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"):
-        headers = [("Host", self.host), ("Authorization", f"Bearer {self.token}"), ("Accept", "application/json"),
-                   ("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        await self.stream.send_all(self.h11.send(h11.Request(method=method, target=path, headers=headers)))
-        await self.stream.send_all(self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage()))
-        response = await self._next()
-        chunks = []
-        while not isinstance(event := await self._next(), h11.EndOfMessage):
-            chunks.append(bytes(event.data))
-        self.h11.start_next_cycle()
-        return response.status_code, b"".join(chunks)
+        code, _, data = await self.connection.request(method, path, [*self.headers, ("Content-Type", content_type)],
+                                                      body)
+        return code, data
 
     async def stream_lines(self, path: str):
-        headers = [("Host", self.host), ("Authorization", f"Bearer {self.token}"), ("Accept", "application/json")]
-        await self.stream.send_all(self.h11.send(h11.Request(method="GET", target=path, headers=headers)))
-        await self.stream.send_all(self.h11.send(h11.EndOfMessage()))
-        await self._next()
-        buffer = b""
-        while True:
-            event = await self._next()
-            if not isinstance(event, h11.Data):
-                return
-            buffer += bytes(event.data)
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                yield line
+        lines = self.connection.stream_lines(path, self.headers)
+        await lines.__anext__()  # the status code
+        async for line in lines:
+            yield line
 
 
 def summary(latencies: list[float], seconds: float) -> dict:
@@ -115,8 +92,8 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     context = ssl.create_default_context(cafile=str(plane.pki_dir / "ca.crt"))
     token = (plane.pki_dir / "tokens.csv").read_text().split(",")[0]
 
-    async def connection() -> Connection:
-        conn = Connection(url.hostname, url.port, context, token)
+    async def connection() -> BenchConnection:
+        conn = BenchConnection(url.hostname, url.port, context, token)
         await conn.open()
         return conn
 
@@ -198,7 +175,7 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     return rows
 
 
-async def watchers_open(conn: Connection) -> int:
+async def watchers_open(conn: BenchConnection) -> int:
     _, text = await conn.request("GET", "/metrics")
     line = next(line for line in text.decode().splitlines() if line.startswith("ketch_apiserver_watchers "))
     return int(float(line.split()[1]))

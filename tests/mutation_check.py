@@ -4,6 +4,8 @@
 
 A test suite that cannot fail proves nothing: each mutant below breaks one etcd rule the MVCC
 core keeps, and the stateful/property tests (tests/stateful) must fail on every one of them.
+A mutant counts as caught only when a test's assertion fails: an import error, a collection error
+or a crash of the test run says nothing about the tests' power and is reported as such.
 Exit 0 when every mutant is caught. Not part of `make test` (it runs the suite once per mutant).
 """
 
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,7 +172,26 @@ MUTANTS = [
 ]
 
 
-def run_mutant(name: str, path: str, original: str, broken: str) -> tuple[bool, float]:
+def verdict(report: Path, returncode: int) -> str:
+    """"caught" (a test assertion failed), "MISSED" (every test passed), or what went wrong instead."""
+    if returncode == 0:
+        return "MISSED"
+    try:
+        root = ElementTree.parse(report).getroot()
+    except (OSError, ElementTree.ParseError):
+        return f"BROKEN (pytest exit {returncode}, no report)"
+    if any(True for _ in root.iter("error")):
+        return "BROKEN (collection or fixture error)"
+    failures = [(f.get("message", ""), f.text or "") for f in root.iter("failure")]
+    # an assert statement ("assert 4 == 3"), an AssertionError, or pytest's own check failing
+    # (pytest.raises: "Failed: DID NOT RAISE ...")
+    if any(message.startswith(("assert ", "AssertionError", "Failed: ")) or "\nE   AssertionError" in text
+           or "\nE       AssertionError" in text for message, text in failures):
+        return "caught"
+    return f"BROKEN (failed without an assertion: {[m for m, _ in failures[:1]]})"
+
+
+def run_mutant(name: str, path: str, original: str, broken: str) -> tuple[str, float]:
     with tempfile.TemporaryDirectory(prefix="ketch-mutant-") as tmp:
         scratch = Path(tmp)
         for part in ("kvstore", "tests", "pyproject.toml"):  # the tests as they are now
@@ -194,13 +216,14 @@ def run_mutant(name: str, path: str, original: str, broken: str) -> tuple[bool, 
                 "-p",
                 "no:cacheprovider",
                 "--hypothesis-profile=mutation",
+                f"--junitxml={scratch / 'report.xml'}",
                 "tests/stateful",
             ],
             cwd=scratch,
             capture_output=True,
             text=True,
         )
-        return proc.returncode != 0, time.monotonic() - started
+        return verdict(scratch / "report.xml", proc.returncode), time.monotonic() - started
 
 
 def main() -> int:
@@ -211,9 +234,9 @@ def main() -> int:
     for name, path, original, broken in MUTANTS:
         if args.only and args.only not in name:
             continue
-        caught, seconds = run_mutant(name, path, original, broken)
-        print(f"{'caught' if caught else 'MISSED':7} {seconds:6.1f}s  {name}", flush=True)
-        if not caught:
+        outcome, seconds = run_mutant(name, path, original, broken)
+        print(f"{outcome:7} {seconds:6.1f}s  {name}", flush=True)
+        if outcome != "caught":
             missed.append(name)
     print(f"{len(missed)} missed" if missed else "every mutant was caught")
     return 1 if missed else 0

@@ -4,9 +4,11 @@ ways to answer it, including chunked streams. Warnings gathered while serving it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from orchestrator.api.resources import Resource
 from orchestrator.api.types import Message
 from orchestrator.apiserver import auth, bodies, errors, jsoncodec
 
@@ -123,3 +125,11 @@ class Request:
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:  # the client already hung up
             pass
+
+
+@dataclass
+class Route:
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None

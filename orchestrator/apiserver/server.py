@@ -3,10 +3,11 @@
     ketch apiserver --kv-endpoints A,B,C --kv-token-file F --bind 127.0.0.1:6443 \\
         --tls-cert apiserver.crt --tls-key apiserver.key --token-file tokens.csv
 
-Every error is a `Status`. Requests other than watches are limited to --max-requests-inflight at once
-(429 with Retry-After beyond that) and bodies to request.MAX_BODY_BYTES (413). Reads and watches are
-served here (watches stream chunked JSON lines from the watch cache, storage.py); writes by
-writes.py; discovery documents by discovery.py and OpenAPI by openapi.py.
+This module authenticates, routes a path to a resource and verb, authorizes, and hands the request
+to the reads (handlers.py), the writes (writes.py) or a watch stream (watch.py); it answers
+discovery (discovery.py) and OpenAPI (openapi.py) itself. Every error is a `Status`. Requests
+other than watches are limited to --max-requests-inflight at once (429 with Retry-After beyond
+that) and bodies to request.MAX_BODY_BYTES (413).
 """
 
 from __future__ import annotations
@@ -14,28 +15,18 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-import random
 from dataclasses import dataclass, field
 
-import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator.api import selectors
-from orchestrator.api.resources import BY_PATH, RESOURCES, Resource, storage_owner
-from orchestrator.apiserver import (
-    admission,
-    auth,
-    discovery,
-    errors,
-    objects,
-    openapi,
-    openapi_proto,
-    tables,
-)
+from orchestrator.api.resources import BY_PATH, RESOURCES
+from orchestrator.apiserver import admission, auth, discovery, errors, jsoncodec, objects, openapi, openapi_proto
 from orchestrator.apiserver.allocation import Allocator
-from orchestrator.apiserver.request import JSON, Request, encode_line
-from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
-from orchestrator.apiserver.writes import Route, Writes, send_object
+from orchestrator.apiserver.handlers import Verbs, matcher
+from orchestrator.apiserver.request import JSON, Request, Route
+from orchestrator.apiserver.storage import Store
+from orchestrator.apiserver.watch import serve_watch
+from orchestrator.apiserver.writes import Writes
 from orchestrator.metrics import Counter, Registry, answer_lifespan
 
 log = logging.getLogger("ketch.apiserver")
@@ -60,6 +51,7 @@ class APIServer:
 
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
+        self.verbs = Verbs(self.store, self.allocator)
         self.writes = Writes(self.store, self.allocator)
         self.metrics = Registry()
         self.requests_total = Counter("ketch_apiserver_requests_total", "Requests answered, by HTTP status.",
@@ -178,36 +170,32 @@ class APIServer:
         await self.authorize(request, route, verb)
         if resource.plural == "selfsubjectaccessreviews":
             return await self.access_review(request)
+        verbs = self.verbs
         if resource.plural == "bindings":
             body = await request.body_object()
             name = (body.get("metadata") or {}).get("name")
             if not name:
                 raise errors.bad_request("a binding needs metadata.name (the pod's name)")
-            return await self.bind(request, Route(BY_PATH[("", "v1", "pods")], route.namespace, name, "binding"), body)
-        if route.subresource == "binding":
-            return await self.bind(request, route, await request.body_object())
+            return await verbs.bind(request, Route(BY_PATH[("", "v1", "pods")], route.namespace, name, "binding"), body)
         if route.subresource == "status" and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed()
-        if route.subresource == "log":
-            return await self.pod_log(request, route)
-        if route.subresource == "scale":
-            return await self.writes.scale(request, route)
         if route.subresource == "eviction":
             if verb != "create":
                 raise errors.method_not_allowed()
             budgets, _, _ = await self.store.list(BY_PATH[("policy", "v1", "poddisruptionbudgets")], route.namespace,
                                                   resource_version="0")
             return await self.writes.evict(request, route, budgets)
-        if verb == "get":
-            obj = await self.store.get(storage_owner(resource), route.namespace, route.name)
-            return await send_object(request, resource, obj)
-        if verb in ("list", "watch"):
-            return await (self.watch(request, route) if verb == "watch" else self.list(request, route))
-        writes = {"create": self.writes.create, "update": self.writes.update, "patch": self.writes.patch,
-                  "delete": self.writes.delete}
-        if verb in writes:
-            return await writes[verb](request, route)
-        return await self.writes.delete_collection(request, route, self.matcher(request, route))
+        if route.subresource in ("binding", "log", "scale"):
+            serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": self.writes.scale}[route.subresource]
+            return await serve(request, route)
+        if verb == "watch":
+            return await serve_watch(self.store, self.settings.bookmark_interval_s, request, route)
+        if verb == "deletecollection":
+            return await self.writes.delete_collection(request, route, matcher(request, route))
+        writes = self.writes
+        serve = {"get": verbs.get, "list": verbs.list, "create": writes.create, "update": writes.update,
+                 "patch": writes.patch, "delete": writes.delete}[verb]
+        return await serve(request, route)
 
     async def authorize(self, request: Request, route: Route, verb: str) -> None:
         target = auth.Request(verb, route.resource.plural, route.subresource, route.namespace, route.name)
@@ -233,114 +221,6 @@ class APIServer:
                                  "metadata": {"creationTimestamp": None}, "spec": review.get("spec") or {},
                                  "status": {"allowed": allowed}})
 
-    def matcher(self, request: Request, route: Route):
-        try:
-            labels = selectors.parse_label_selector(request.query.get("labelSelector"))
-            fields = selectors.parse_field_selector(request.query.get("fieldSelector"), route.resource.kind)
-        except selectors.SelectorError as err:
-            raise errors.bad_request(str(err)) from None
-        namespace = route.namespace
-
-        def accept(obj: dict) -> bool:
-            if namespace and obj["metadata"].get("namespace") != namespace:
-                return False
-            return selectors.labels_match(labels, obj) and selectors.fields_match(fields, obj)
-        return accept
-
-    async def list(self, request: Request, route: Route) -> None:
-        accept = self.matcher(request, route)
-        limit = request.int_param("limit", 0)
-        items, revision, token = await self.store.list(
-            storage_owner(route.resource), route.namespace, resource_version=request.query.get("resourceVersion"),
-            limit=limit, continue_token=request.query.get("continue") or None)
-        items = [objects.with_type(route.resource, obj) for obj in items if accept(obj)]
-        if request.wants_table:
-            body = tables.table(route.resource.kind, items, str(revision))
-            if token:
-                body["metadata"]["continue"] = token
-            return await request.json(200, body, tables.TABLE_CONTENT_TYPE)
-        meta = {"resourceVersion": str(revision)}
-        if token:
-            meta["continue"] = token
-        await request.json(200, {"kind": route.resource.kind + "List", "apiVersion": route.resource.api_version,
-                                 "metadata": meta, "items": items})
-
-    # --- subresources -------------------------------------------------------------------------
-
-    async def bind(self, request: Request, route: Route, binding: dict) -> None:
-        pods = route.resource
-        await self.store.guaranteed_update(
-            pods, route.namespace, route.name, lambda pod: objects.bind(pod, binding, pods)
-        )
-        await request.json(201, errors.success(code=201))
-
-    async def pod_log(self, request: Request, route: Route) -> None:
-        from orchestrator.apiserver.logs import proxy_log
-
-        pod = await self.store.get(route.resource, route.namespace, route.name)
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if not node_name:
-            raise errors.bad_request(f'pod "{route.name}" does not have a host assigned')
-        node = await self.store.get(BY_PATH[("", "v1", "nodes")], None, node_name)
-        await proxy_log(request, pod, node)
-
-    # --- watch ----------------------------------------------------------------------------------
-
-    async def watch(self, request: Request, route: Route) -> None:
-        resource = route.resource
-        accept = self.matcher(request, route)
-        rv = request.query.get("resourceVersion")
-        since = None if rv in (None, "", "0") else parse_resource_version(rv)
-        timeout = request.int_param("timeoutSeconds", 0)
-        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
-        cache = self.store.cache(resource)
-        await cache.ready.wait()
-        await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
-        try:
-            initial, watcher = cache.subscribe(since, accept)
-        except errors.APIError as err:
-            await request.stream_line({"type": "ERROR", "object": err.status()})
-            return await request.end_stream()
-        try:
-            with trio.move_on_after(timeout or random.uniform(1800, 3600)):
-                for event in initial:
-                    await request.stream_bytes(self.watch_line(request, resource, event))
-                while True:
-                    with trio.move_on_after(self.settings.bookmark_interval_s) as idle:
-                        event = await watcher.receive.receive()
-                        await request.stream_bytes(self.watch_line(request, resource, event))
-                    if idle.cancelled_caught and bookmarks:
-                        await request.stream_line(
-                            {
-                                "type": "BOOKMARK",
-                                "object": {
-                                    "kind": resource.kind,
-                                    "apiVersion": resource.api_version,
-                                    "metadata": {"resourceVersion": str(cache.revision)},
-                                },
-                            }
-                        )
-        except (trio.EndOfChannel, trio.ClosedResourceError, OSError):
-            pass  # dropped for being slow, or the cache restarted: the client re-watches
-        finally:
-            cache.unsubscribe(watcher)
-            with trio.CancelScope(shield=True):
-                await request.end_stream()
-
-    @staticmethod
-    def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
-        """The event's line, encoded once for all the watchers that want the same form."""
-        form = ("table:" if request.wants_table else "json:") + resource.group  # a view of shared storage differs
-        line = event.encoded.get(form)
-        if line is None:
-            obj = objects.with_type(resource, event.object)
-            if request.wants_table:
-                obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
-            line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
-        return line
-
-    # --- startup and metrics --------------------------------------------------------------------
-
     async def ensure_default_namespaces(self) -> None:
         namespaces = BY_PATH[("", "v1", "namespaces")]
         for name in DEFAULT_NAMESPACES:
@@ -355,7 +235,6 @@ class APIServer:
 
 @functools.lru_cache(maxsize=1)
 def _openapi_v2_json() -> bytes:
-    from orchestrator.apiserver import jsoncodec
     return jsoncodec.dumps(openapi.v2_document(RESOURCES))
 
 

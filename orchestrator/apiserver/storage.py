@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import json
 import logging
 from dataclasses import dataclass, field
@@ -168,6 +169,9 @@ class WatchCache:
             self._drop(watcher)
 
 
+DELETE = object()  # what a guaranteed_write decision returns to delete the object
+
+
 class Store:
     def __init__(self, kv: KVClient) -> None:
         self.kv = kv
@@ -266,40 +270,58 @@ class Store:
         found = result["responses"][0]["response_range"]["kvs"]
         return errors.conflict(resource, name) if found else errors.not_found(resource, name)
 
-    async def guaranteed_update(
-        self,
-        resource: Resource,
-        namespace: str | None,
-        name: str,
-        mutate: Callable[[dict], dict | None],
-        attempts: int = 20,
-    ) -> dict | None:
+    async def guaranteed_update(self, resource: Resource, namespace: str | None, name: str,
+                                mutate: Callable[[dict], dict | None]) -> dict:
         """Read, mutate, write with the read's revision; retry on a conflict. mutate returns the
-        new object, or None to leave it as it is.
+        new object, or None to leave it as it is."""
+        result, _ = await self.guaranteed_write(resource, namespace, name, mutate)
+        return result
+
+    async def guaranteed_write(self, resource: Resource, namespace: str | None, name: str, decide,
+                               attempts: int = 20) -> tuple[dict, bool]:
+        """The one conflict loop. `decide(current)` returns the new object, None (leave it) or
+        DELETE; the write or delete is a compare on the read's mod_revision, retried on a
+        conflict. Returns (the object as written, or as it was when deleted or left, deleted?).
 
         The first try starts from the watch cache's copy (as Kubernetes' GuaranteedUpdate does),
-        saving a quorum read per write: the write's compare on mod_revision refuses it if the
-        copy was stale. Any other answer from the copy (an error, "nothing to change") is decided
-        again from a quorum read."""
+        saving a quorum read per write: the compare refuses it if the copy was stale. Any other
+        answer from the copy (an error, "nothing to change") is decided again from a quorum read."""
         cached = self.cache(resource).objects.get(resource.key(namespace, name))
         if cached is not None:
             try:
-                updated = mutate(cached)
-                if updated is not None:
-                    return await self.update(resource, namespace, updated, int(cached["metadata"]["resourceVersion"]))
+                decision = decide(cached)
+                if decision is not None:
+                    return await self._commit(resource, namespace, name, cached, decision)
             except errors.APIError:
                 pass  # whatever the stale copy caused, the quorum read below decides
         for _ in range(attempts):
             current = await self.get(resource, namespace, name)
-            updated = mutate(current)
-            if updated is None:
-                return current
+            decision = decide(current)
+            if decision is None:
+                return current, False
             try:
-                return await self.update(resource, namespace, updated, int(current["metadata"]["resourceVersion"]))
+                return await self._commit(resource, namespace, name, current, decision)
             except errors.APIError as err:
                 if err.reason != "Conflict":
                     raise
         raise errors.conflict(resource, name, "too many concurrent writers, try again")
+
+    async def _commit(self, resource: Resource, namespace: str | None, name: str, current: dict,
+                      decision) -> tuple[dict, bool]:
+        expected = int(current["metadata"]["resourceVersion"])
+        if decision is DELETE:
+            revision = await self.delete(resource, namespace, name, expected)
+            gone = copy.deepcopy(current)
+            gone["metadata"]["resourceVersion"] = str(revision)
+            return gone, True
+        return await self.update(resource, namespace, decision, expected), False
+
+    async def lookup(self, resource: Resource, namespace: str | None, name: str) -> dict:
+        """The watch cache's copy when it has one, else a quorum read (the cache may lag a create
+        that just happened). For checks that tolerate a copy a moment old, such as "does the
+        namespace exist"."""
+        cached = self.cache(resource).objects.get(resource.key(namespace, name))
+        return cached if cached is not None else await self.get(resource, namespace, name)
 
     async def claim(self, key: str, owner: str) -> bool:
         """Create a key if absent (allocations: cluster IPs, node ports). True if it was ours to take."""

@@ -15,18 +15,17 @@ events.k8s.io a core Event in its newer form) and the stored one (objects.stored
 
 from __future__ import annotations
 
-import copy
 import logging
-from dataclasses import dataclass
 
 from orchestrator.api import selectors, timestamps, types
 from orchestrator.api.resources import BY_PATH, Resource, storage_owner
-from orchestrator.apiserver import admission, bodies, errors, fieldvalidation, objects, patch, tables
+from orchestrator.apiserver import admission, bodies, errors, fieldvalidation, objects, patch
 from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.fieldmanager import managedfields as mf
 from orchestrator.apiserver.fieldmanager import typed
-from orchestrator.apiserver.request import Request
-from orchestrator.apiserver.storage import Store, parse_resource_version
+from orchestrator.apiserver.handlers import send_object
+from orchestrator.apiserver.request import Request, Route
+from orchestrator.apiserver.storage import DELETE, Store, parse_resource_version
 
 log = logging.getLogger("ketch.apiserver.writes")
 
@@ -34,14 +33,6 @@ MAX_MANAGER_LENGTH = 128
 ATTEMPTS = 20
 PATCHERS = {bodies.JSON_PATCH: patch.json_patch, bodies.MERGE_PATCH: patch.merge_patch,
             bodies.STRATEGIC: patch.strategic_merge_patch}
-
-
-@dataclass
-class Route:
-    resource: Resource
-    namespace: str | None
-    name: str | None
-    subresource: str | None
 
 
 # --- what a request asks for --------------------------------------------------------------------
@@ -85,15 +76,6 @@ def context_of(resource: Resource) -> mf.Context:
     """The field manager's view of a resource's stored objects."""
     owner = storage_owner(resource)
     return mf.Context(kind_of(owner), owner.api_version, "status" in owner.subresources)
-
-
-async def send_object(request: Request, resource: Resource, obj: dict, status: int = 200) -> None:
-    """An object as `resource` serves it: JSON, or a one-row Table when the client asks for one."""
-    obj = objects.with_type(resource, obj)
-    if request.wants_table:
-        return await request.json(status, tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"]),
-                                  tables.TABLE_CONTENT_TYPE)
-    await request.json(status, obj)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -140,16 +122,8 @@ class Writes:
         await self.send(request, route.resource, created, 201)
 
     async def require_namespace(self, namespace: str) -> None:
-        namespaces = BY_PATH[("", "v1", "namespaces")]
-        found = self.store.cache(namespaces).objects.get(namespaces.key(None, namespace))
-        if found is None:
-            try:  # the cache may lag a namespace created a moment ago
-                found = await self.store.get(namespaces, None, namespace)
-            except errors.APIError as err:
-                if err.code == 404:
-                    raise errors.APIError(404, "NotFound", f'namespaces "{namespace}" not found',
-                                          {"name": namespace, "kind": "namespaces"}) from None
-                raise
+        """Objects are created only in a namespace that exists and is not being deleted."""
+        found = await self.store.lookup(BY_PATH[("", "v1", "namespaces")], None, namespace)
         if found["metadata"].get("deletionTimestamp"):
             raise errors.APIError(403, "Forbidden", f"unable to create new content in namespace {namespace} "
                                   "because it is being terminated")
@@ -300,47 +274,35 @@ class Writes:
 
     async def remove(self, route: Route, options: dict, grace: int, policy: str, dry: bool) -> dict:
         """Delete (or mark for deletion: graceful pods, finalizers, foreground and orphan
-        propagation) and return the object as the answer shows it."""
+        propagation) through the storage layer's one conflict loop; the object as the answer shows it."""
         owner = storage_owner(route.resource)
         if policy not in ("Background", "Foreground", "Orphan"):
             raise errors.bad_request(f"propagationPolicy {policy!r} is not Background, Foreground or Orphan")
         preconditions = options.get("preconditions") or {}
-        for _ in range(ATTEMPTS):
-            current = await self.store.get(owner, route.namespace, route.name)
+        finalizer = None if owner.kind in ("Pod", "Event") else \
+            {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy)
+
+        def decide(current: dict):
             meta = current["metadata"]
-            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
-                raise errors.conflict(owner, route.name, f"Precondition failed: UID in precondition: "
-                                      f"{preconditions['uid']}, UID in object meta: {meta.get('uid')}")
+            wanted_uid = preconditions.get("uid")
+            if wanted_uid and wanted_uid != meta.get("uid"):
+                raise errors.conflict(owner, route.name, f"Precondition failed: UID in precondition: {wanted_uid}, "
+                                                         f"UID in object meta: {meta.get('uid')}")
             if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta["resourceVersion"]:
                 raise errors.conflict(owner, route.name)
             graceful = deletion_grace(owner, current, grace)
-            finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy) \
-                if owner.kind not in ("Pod", "Event") else None
             if graceful is None and not objects.pending_finalizers(current) and finalizer is None:
-                if dry:
-                    return current
-                try:
-                    revision = await self.store.delete(owner, route.namespace, route.name,
-                                                       int(meta["resourceVersion"]))
-                except errors.APIError as err:
-                    if err.reason == "Conflict":
-                        continue
-                    raise
-                await self.allocator.release(self.allocator.allocations_of(owner, current))
-                gone = copy.deepcopy(current)
-                gone["metadata"]["resourceVersion"] = str(revision)
-                return gone
+                return DELETE
             marked = objects.mark_deleting(current, graceful or 0, finalizer)
-            if _same(marked, current):
-                return current
-            if dry:
-                return marked
-            try:
-                return await self.store.update(owner, route.namespace, marked, int(meta["resourceVersion"]))
-            except errors.APIError as err:
-                if err.reason != "Conflict":
-                    raise
-        raise errors.conflict(owner, route.name, "too many concurrent writers, try again")
+            return None if _same(marked, current) else marked
+        if dry:
+            current = await self.store.get(owner, route.namespace, route.name)
+            decision = decide(current)
+            return current if decision is None or decision is DELETE else decision
+        result, deleted = await self.store.guaranteed_write(owner, route.namespace, route.name, decide)
+        if deleted:
+            await self.allocator.release(self.allocator.allocations_of(owner, result))
+        return result
 
     async def delete_collection(self, request: Request, route: Route, accept) -> None:
         owner = storage_owner(route.resource)

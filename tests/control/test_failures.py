@@ -60,6 +60,13 @@ def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_move(cluster):
     cluster.wait(lambda: not cluster.json("get", "node", victim)["spec"].get("taints"), 30)
 
 
+def settled(deployment: dict) -> bool:
+    """The controller has seen the current spec through: observed, and every replica updated and available."""
+    status, wanted = deployment.get("status") or {}, deployment["spec"]["replicas"]
+    return (status.get("observedGeneration") == deployment["metadata"]["generation"]
+            and status.get("replicas") == status.get("updatedReplicas") == status.get("availableReplicas") == wanted)
+
+
 def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_die(cluster):
     pki = cluster.plane.pki_dir
     standby_manager = cluster.component(
@@ -72,11 +79,14 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
         "2",
     )
     standby_scheduler = cluster.component("scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
-    time.sleep(3)
-    leases = {
-        name: cluster.json("get", "lease", "-n", "kube-system", name)["spec"]["holderIdentity"]
-        for name in ("kube-controller-manager", "kube-scheduler")
-    }
+
+    def holders() -> dict | None:
+        """Both leases held by the first instances (started with the cluster), not by the standbys."""
+        found = {name: cluster.json("get", "lease", "-n", "kube-system", name)["spec"].get("holderIdentity", "")
+                 for name in ("kube-controller-manager", "kube-scheduler")}
+        standbys = (f"-{standby_manager.pid}", f"-{standby_scheduler.pid}")
+        return found if all(h and not h.endswith(standbys) for h in found.values()) else None
+    leases = cluster.wait(holders, 30)
     leaders = [p for p in cluster.plane.processes if any(leases[n].endswith(f"-{p.pid}") for n in leases)]
     assert len(leaders) == 2, leases
     for process in leaders:
@@ -89,7 +99,9 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
     for name, process in (("kube-controller-manager", standby_manager), ("kube-scheduler", standby_scheduler)):
         holder = cluster.json("get", "lease", "-n", "kube-system", name)["spec"]["holderIdentity"]
         assert holder.endswith(f"-{process.pid}")
-    time.sleep(3)  # nothing created twice: exactly one ReplicaSet and four pods
+    # nothing created twice: once the new leader has observed its work as done (status caught up with
+    # the spec), there is exactly one ReplicaSet and four pods
+    cluster.wait(lambda: settled(cluster.json("get", "deploy", "after-failover")), 30)
     assert len(cluster.json("get", "rs", "-l", "app=after-failover")["items"]) == 1
     assert len(live(cluster, "app=after-failover")) == 4
 
@@ -105,9 +117,9 @@ def test_deleting_a_deployment_removes_or_orphans_its_replicasets_and_pods(clust
     all_running(cluster, "app=orphaned", 2)
     cluster.kubectl("delete", "deploy", "orphaned", "--cascade=orphan", timeout=60)
     cluster.wait(lambda: not cluster.kubectl("get", "deploy", "orphaned", check=False).returncode == 0, 30)
-    time.sleep(2)
-    replicasets = cluster.json("get", "rs", "-l", "app=orphaned")["items"]
-    assert len(replicasets) == 1 and not replicasets[0]["metadata"].get("ownerReferences")
+    replicasets = cluster.wait(lambda: [rs for rs in cluster.json("get", "rs", "-l", "app=orphaned")["items"]
+                                        if not rs["metadata"].get("ownerReferences")], 30)
+    assert len(replicasets) == 1
     assert len(live(cluster, "app=orphaned")) == 2
 
 
