@@ -86,8 +86,10 @@ def hpa_from_v1(obj: dict) -> dict:
                 pass  # a hand-edited annotation that is not JSON: as Kubernetes, ignore it
     if metrics:
         v2_spec["metrics"] = metrics
-    if annotations or "annotations" in meta:
+    if annotations:
         meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)  # only ours were there
     v2_status = {k: status[k] for k in ("observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas")
                  if k in status}
     if status.get("currentCPUUtilizationPercentage") is not None:
