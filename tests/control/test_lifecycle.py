@@ -82,6 +82,7 @@ def test_events_and_describe_show_what_the_scheduler_and_controllers_did_and_nam
         return out if all(reason in out for reason in reasons) else None
     events = cluster.wait(reported, 30)
     assert "Successfully assigned told/told-" in events and "Scaled up replica set told-" in events
+    assert "Created pod: told-" in events
     described = cluster.kubectl("describe", "deploy", "told", "-n", "told").stdout
     assert "Events:" in described and "ScalingReplicaSet" in described.split("Events:")[1]
     newer = cluster.kubectl("get", "events.v1.events.k8s.io", "-n", "told", "-o", "json").stdout
