@@ -72,13 +72,15 @@ def decode_object(raw: bytes, content_type: str, msg: Message | None, directive:
     return validate(value, msg, directive, duplicates)
 
 
-def validate(obj: dict, msg: Message | None, directive: str, duplicates: list[str] = ()) -> Decoded:
-    """Field validation of a whole object: wrong types refused, unknown fields dropped and reported."""
+def validate(obj: dict, msg: Message | None, directive: str, duplicates: list[str] = (),
+             known: dict | None = None) -> Decoded:
+    """Field validation of a whole object: wrong types refused, unknown fields dropped and reported.
+    known: the stored object a patch started from (its untouched parts need no second check)."""
     if msg is None:
         return Decoded(obj)
     group, version, kind = msg.gvk
     try:
-        cleaned, unknown = fieldvalidation.check(obj, msg)
+        cleaned, unknown = fieldvalidation.check(obj, msg, known)
     except fieldvalidation.FieldTypeError as err:
         raise errors.bad_request(fieldvalidation.decode_message(kind, version, err)) from None
     found = fieldvalidation.problems(unknown, list(duplicates))

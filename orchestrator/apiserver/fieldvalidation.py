@@ -102,10 +102,14 @@ def _count_keys(node) -> int:
 # --- unknown fields and types ---------------------------------------------------------------------
 
 
-def check(obj: dict, msg: Message) -> tuple[dict, list[str]]:
-    """(the object without unknown fields, their paths). Raises FieldTypeError on a wrong type."""
+def check(obj: dict, msg: Message, known: dict | None = None) -> tuple[dict, list[str]]:
+    """(the object without unknown fields, their paths). Raises FieldTypeError on a wrong type.
+
+    known: an object already checked (the stored one a patch was applied to); a part of `obj`
+    that *is* (by identity) the same part of `known` is not checked again, which leaves a patch
+    to pay only for what it changed."""
     unknown: list[str] = []
-    cleaned = _message(obj, msg, "", unknown, msg.short_name)
+    cleaned = _message(obj, msg, "", unknown, msg.short_name, known)
     return cleaned, unknown
 
 
@@ -122,12 +126,14 @@ def _fields(msg: Message) -> dict:
 _FIELD_CACHE: dict[str, dict] = {}
 
 
-def _message(value, msg: Message, path: str, unknown: list[str], struct: str) -> dict:
+def _message(value, msg: Message, path: str, unknown: list[str], struct: str, known=None) -> dict:
     if not isinstance(value, dict):
         raise _mismatch(value, struct, path, "object")
     fields = _FIELD_CACHE.get(msg.name)
     if fields is None:
         fields = _FIELD_CACHE[msg.name] = _fields(msg)
+    if not isinstance(known, dict):
+        known = {}
     out = {}
     for name, child in value.items():
         where = f"{path}.{name}" if path else name
@@ -136,11 +142,14 @@ def _message(value, msg: Message, path: str, unknown: list[str], struct: str) ->
             unknown.append(where)
             continue
         owner, _ = found
-        out[name] = child if child is None else _value(child, owner.types[name], where, unknown, owner.short_name)
+        if child is None or child is known.get(name):
+            out[name] = child
+            continue
+        out[name] = _value(child, owner.types[name], where, unknown, owner.short_name, known.get(name))
     return out
 
 
-def _value(value, ref: TypeRef, path: str, unknown: list[str], struct: str):
+def _value(value, ref: TypeRef, path: str, unknown: list[str], struct: str, known=None):
     if ref.container == "list":
         if not isinstance(value, list):
             raise _mismatch(value, struct, path, "[]" + _go_name(ref))
@@ -153,7 +162,7 @@ def _value(value, ref: TypeRef, path: str, unknown: list[str], struct: str):
         element = TypeRef(ref.name)
         return {k: v if v is None else _value(v, element, f"{path}.{k}", unknown, struct) for k, v in value.items()}
     if ref.is_message:
-        return _message(value, types.message(ref.name), path, unknown, types.message(ref.name).short_name)
+        return _message(value, types.message(ref.name), path, unknown, types.message(ref.name).short_name, known)
     return _scalar(value, ref.name, path, struct)
 
 

@@ -156,10 +156,11 @@ class Writes:
         patcher, body, resource = PATCHERS[content_type], decoded.obj, route.resource
 
         def change(current: dict) -> dict:
-            patched = patcher(objects.with_type(resource, current), body)
+            served = objects.with_type(resource, current)
+            patched = patcher(served, body)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patched object is not an object")
-            checked = bodies.validate(patched, kind_of(resource), directive)
+            checked = bodies.validate(patched, kind_of(resource), directive, known=served)
             request.warn(checked.warnings)
             return objects.stored_form(resource, checked.obj)
         expected = None

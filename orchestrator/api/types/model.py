@@ -103,9 +103,10 @@ class Message:
     types: dict[str, TypeRef] = field(default_factory=dict, repr=False)
     by_name: dict[str, Field] = field(default_factory=dict, repr=False)
     by_number: dict[int, Field] = field(default_factory=dict, repr=False)
+    short_name: str = field(default="", repr=False)  # "DeploymentSpec"
 
     def __post_init__(self) -> None:
-        package = self.name.rsplit(".", 1)[0]
+        package, self.short_name = self.name.rsplit(".", 1)
         for f in self.fields:
             self.types[f.name] = parse_type(f.type, package)
             self.by_name[f.name] = f
@@ -116,9 +117,6 @@ class Message:
     def package(self) -> str:
         return self.name.rsplit(".", 1)[0]
 
-    @property
-    def short_name(self) -> str:
-        return self.name.rsplit(".", 1)[1]
 
 
 def F(number: int | None, name: str, type_: str, doc: str = "", **facts) -> Field:  # noqa: N802 (reads as a table row)

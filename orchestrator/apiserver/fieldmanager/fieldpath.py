@@ -46,20 +46,33 @@ def _sort_key(element: Element):
 
 
 class FieldSet:
-    __slots__ = ("members", "children")
+    __slots__ = ("members", "children", "_document")
 
     def __init__(self, members: frozenset[Element] = frozenset(), children: dict[Element, FieldSet] | None = None):
         self.members = members
         self.children = children or {}
+        self._document: dict | None = None  # to_fields_v1's answer, kept: the set never changes
 
     # --- building -----------------------------------------------------------------------------
 
     @classmethod
     def of(cls, *paths: Path) -> FieldSet:
-        out = cls()
+        """The set of the given paths (built as one mutable trie, then frozen)."""
+        root: dict = {}
         for path in paths:
-            out = out.with_path(path)
-        return out
+            if not path:
+                continue
+            node = root
+            for element in path[:-1]:
+                node = node.setdefault(element, [False, {}])[1]
+            node.setdefault(path[-1], [False, {}])[0] = True
+        return cls._freeze(root)
+
+    @classmethod
+    def _freeze(cls, node: dict) -> FieldSet:
+        members = frozenset(element for element, (member, _) in node.items() if member)
+        children = {element: cls._freeze(below) for element, (_, below) in node.items() if below}
+        return cls(members, children)
 
     def with_path(self, path: Path) -> FieldSet:
         if not path:
@@ -136,6 +149,12 @@ class FieldSet:
     # --- FieldsV1 -----------------------------------------------------------------------------
 
     def to_fields_v1(self) -> dict:
+        """The FieldsV1 document (the same dict each time: callers must not change it)."""
+        if self._document is None:
+            self._document = self._render()
+        return self._document
+
+    def _render(self) -> dict:
         out = {}
         for element in sorted(self.members | set(self.children), key=_sort_key):
             node = self.children[element].to_fields_v1() if element in self.children else {}

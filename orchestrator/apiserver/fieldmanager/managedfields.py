@@ -23,8 +23,11 @@ Time enters as `now` (an RFC 3339 string).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
+
+import orjson
 
 from orchestrator.api.types import Message
 from orchestrator.apiserver.fieldmanager import typed
@@ -111,12 +114,18 @@ def decode(entries) -> list[Entry]:
         if entry.get("fieldsType", "FieldsV1") != "FieldsV1":
             raise ManagedFieldsError(f"fieldsType {entry.get('fieldsType')!r} is not FieldsV1")
         try:
-            fields = FieldSet.from_fields_v1(entry.get("fieldsV1") or {})
-        except FieldsError as err:
+            fields = _fields_of(orjson.dumps(entry.get("fieldsV1") or {}))
+        except (FieldsError, TypeError) as err:
             raise ManagedFieldsError(f"managedFields of {entry.get('manager')!r}: {err}") from None
         out.append(Entry(str(entry.get("manager", "")), entry["operation"], str(entry.get("apiVersion", "")), fields,
                          entry.get("time"), str(entry.get("subresource") or "")))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _fields_of(document: bytes) -> FieldSet:
+    """FieldSets are immutable, and every write of an object reads the same entries again."""
+    return FieldSet.from_fields_v1(orjson.loads(document))
 
 
 def encode(entries: list[Entry]) -> list[dict]:
