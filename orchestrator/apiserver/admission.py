@@ -56,8 +56,8 @@ def apply_defaults(resource: Resource, obj: dict) -> None:
         obj.setdefault("status", {}).setdefault("phase", "Pending")
     elif kind in ("Deployment", "ReplicaSet") and spec is not None:
         spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        if kind == "Deployment":
+        if kind == "Deployment":  # a ReplicaSet has no revisionHistoryLimit (k8s.io/api apps/v1)
+            spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
             strategy = spec.setdefault("strategy", {})
             strategy.setdefault("type", "RollingUpdate")

@@ -104,3 +104,21 @@ def test_tables_show_kubernetes_columns(kind, obj, header, cells):
     shown = tables.table(kind, [obj], "1")
     assert [c["name"] for c in shown["columnDefinitions"]][:len(header)] == header
     assert shown["rows"][0]["cells"][:len(cells)] == cells
+
+
+def test_defaults_never_add_a_field_the_kind_does_not_have():
+    """Every default lands on a field of the kind's description (a ReplicaSet has no
+    revisionHistoryLimit), so later patches are not warned about fields nobody sent."""
+    from orchestrator.api import types
+    from orchestrator.apiserver import fieldvalidation
+
+    workload = {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": pod_template("Always")}}
+    cases = [("apps", "v1", "replicasets", workload), ("apps", "v1", "deployments", workload),
+             ("apps", "v1", "statefulsets", workload), ("apps", "v1", "daemonsets", workload),
+             ("batch", "v1", "jobs", {"spec": {"template": pod_template()}}),
+             ("", "v1", "services", {"spec": {"ports": [{"port": 80}]}}),
+             ("", "v1", "namespaces", {})]
+    for group, version, plural, body in cases:
+        obj = created(group, version, plural, {"metadata": {"name": "x"}, **body})
+        r = resource(group, version, plural)
+        assert fieldvalidation.check(obj, types.kind(r.group, r.version, r.kind))[1] == [], plural
