@@ -34,13 +34,15 @@ def clean_node(runtime, node_name: str, root_dir: Path) -> None:
     root = os.geteuid() == 0
     if root and runtime.name != "local":
         from netproxy.podnet import PodNetwork
-        from netproxy.podnet.state import StateFile
         state_dir = root_dir / "network"
-        cidr = StateFile(state_dir, "10.0.0.0/24").read(any_cidr=True).cidr
-        PodNetwork(node_name, cidr, state_dir).cleanup_node()
+        if state_dir.exists():
+            PodNetwork.from_state_dir(node_name, state_dir).cleanup_node()
     pods = root_dir / "pods"
     if pods.exists():
         for pod_dir in pods.iterdir():
             volume_disk.tear_down(pod_dir, can_mount=root)
         shutil.rmtree(pods)
+    remove_state = getattr(runtime, "remove_node_state", None)
+    if remove_state is not None:
+        remove_state()
     log.info("event=node_cleaned node=%s root_dir=%s", node_name, root_dir)

@@ -49,6 +49,49 @@ def add_parser(subparsers) -> None:
                          help="stop and remove every container, sandbox, pod network and volume of this node, "
                               "then exit")
     kubelet.set_defaults(func=run_kubelet)
+    image = subparsers.add_parser("image", help="the kubelets' image store: import OCI layouts, list, remove")
+    sub = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
+    store_help = "the image store (default $KETCH_IMAGE_STORE, /var/lib/ketch/images as root, else " \
+                 "~/.local/share/ketch/images; a lab's is LAB_DIR/images)"
+    imported = sub.add_parser("import", help="import an OCI image layout (a directory or a tar of one)")
+    imported.add_argument("source", type=Path)
+    imported.add_argument("--name", help="the image's name when the layout gives only a tag (skopeo oci:DIR:TAG)")
+    imported.add_argument("--store", type=Path, help=store_help)
+    listed = sub.add_parser("ls", help="list the images")
+    listed.add_argument("--store", type=Path, help=store_help)
+    removed = sub.add_parser("rm", help="remove an image")
+    removed.add_argument("ref")
+    removed.add_argument("--store", type=Path, help=store_help)
+    image.set_defaults(func=run_image)
+
+
+def default_image_store() -> Path:
+    if os.environ.get("KETCH_IMAGE_STORE"):
+        return Path(os.environ["KETCH_IMAGE_STORE"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/ketch/images")
+    return Path.home() / ".local" / "share" / "ketch" / "images"
+
+
+def run_image(args) -> int:
+    from orchestrator.kubelet.runtime.base import RuntimeFailure
+    from orchestrator.kubelet.runtime.images import ImageStore
+    store = ImageStore(args.store or default_image_store())
+    try:
+        if args.image_command == "import":
+            for ref in store.import_path(args.source, args.name):
+                print(f"imported {ref}")
+        elif args.image_command == "ls":
+            print(f"{'IMAGE':40} {'ID':20} SIZE")
+            for entry in store.list():
+                print(f"{entry['ref']:40} {entry['id'][:19]:20} {entry['size'] // 1024} KiB")
+        else:
+            store.remove(args.ref)
+            print(f"removed {args.ref}")
+    except (RuntimeFailure, OSError, ValueError) as err:
+        print(f"ketch image: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 class KubeletConfigError(Exception):
@@ -73,16 +116,9 @@ def _labels(text: str) -> dict[str, str]:
 
 def make_runtime(name: str | None, root_dir: Path, image_store: Path | None, node_name: str):
     """Contract A's factory (the runtime package); a clear error while it is missing."""
-    try:
-        from orchestrator.kubelet.runtime import choose_runtime
-    except ImportError:
-        raise KubeletConfigError("the container runtime package (orchestrator.kubelet.runtime.choose_runtime) is "
-                                 "not installed in this build") from None
+    from orchestrator.kubelet.runtime import choose_runtime
+    from orchestrator.kubelet.runtime.images import ImageStore
     store = image_store or root_dir.parent / "images"
-    try:
-        from orchestrator.kubelet.runtime.images import ImageStore
-    except ImportError:
-        from orchestrator.kubelet.images import ImageStore
     return choose_runtime(name, root_dir, ImageStore(store), f"ketch-{node_name}")
 
 
@@ -95,6 +131,7 @@ def _network(runtime, node_name: str, node_ip: str, root_dir: Path, cluster_cidr
 
 
 def run_kubelet(args) -> int:
+    from orchestrator.kubelet.runtime.base import RuntimeFailure
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     try:
@@ -116,7 +153,7 @@ def run_kubelet(args) -> int:
                 raise KubeletConfigError(f"no such file: {path}")
         labels = _labels(args.node_labels)
         dns = [ip.strip() for item in args.cluster_dns for ip in item.split(",") if ip.strip()]
-    except (KubeletConfigError, OSError, ValueError) as err:
+    except (KubeletConfigError, RuntimeFailure, OSError, ValueError) as err:
         print(f"ketch kubelet: {err}", file=sys.stderr)
         return 2
     from orchestrator.client.component import run_component

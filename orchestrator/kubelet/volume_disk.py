@@ -139,9 +139,11 @@ def checked_sub_path(mount: MountPlan) -> str:
 
 def tear_down(pod_dir: Path, *, can_mount: bool) -> None:
     """Remove a pod's volume directories (never hostPaths: they are not under the pod dir),
-    unmounting tmpfs volumes first; a mount that stays is an error (nothing under it is removed)."""
+    unmounting tmpfs volumes first; a mount that stays is an error (nothing under it is removed).
+    The pod's directory goes too once it is empty."""
     volumes_dir = pod_dir / "volumes"
     if not volumes_dir.exists():
+        _remove_if_empty(pod_dir)
         return
     for plugin in volumes_dir.iterdir():
         for directory in plugin.iterdir():
@@ -150,3 +152,11 @@ def tear_down(pod_dir: Path, *, can_mount: bool) -> None:
                     raise OSError(f"{directory} is a mount point and this kubelet cannot unmount it")
                 subprocess.run(["umount", str(directory)], capture_output=True, check=True)
     shutil.rmtree(volumes_dir)
+    _remove_if_empty(pod_dir)
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:  # gone already, or not empty: something else keeps it
+        pass

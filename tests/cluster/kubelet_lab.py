@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kvstore.local_cluster import LocalCluster
 from kvstore.member import new_secret_file
-from orchestrator.lab.hosts import Lab, LabProcess, wait_port
+from orchestrator.lab.hosts import Lab, LabProcess, entering, wait_port
 from orchestrator.pki import certs
 
 API_PORT = 6443
@@ -164,7 +164,7 @@ class KubeletLab:
 
     def run_in(self, node: str, *argv: str, timeout: float = 20) -> subprocess.CompletedProcess:
         host = self.host_of(node) if node in self.nodes else self.control_host
-        return subprocess.run(["ip", "netns", "exec", host.netns, *argv], capture_output=True, text=True,
+        return subprocess.run([*entering(host), *argv], capture_output=True, text=True,
                               timeout=timeout)
 
     @staticmethod
@@ -186,7 +186,7 @@ class KubeletLab:
         for host in self.lab.hosts[1:]:
             node = self.node_name(host)
             if self.root_dir(node).exists():
-                subprocess.run(["ip", "netns", "exec", host.netns, *KETCH, "kubelet", "--node-name", node,
+                subprocess.run([*entering(host), *KETCH, "kubelet", "--node-name", node,
                                 "--root-dir", str(self.root_dir(node)), "--runtime", self.runtime,
                                 "--image-store", str(self.work / "images"), "--cleanup"],
                                capture_output=True, timeout=60)

@@ -79,9 +79,10 @@ def delete(cluster: KubeletLab, *what: str) -> None:
 
 
 def fetched(cluster: KubeletLab, node: str, url: str) -> str:
-    """What a pod pinned to `node` gets from url (a pod's logs, through the API server)."""
+    """What a pod pinned to `node` gets from url (a pod's logs, through the API server). `timeout`,
+    not `wget -T`: Debian 12's static busybox (1.35) segfaults on -T."""
     name = f"client-{int(time.monotonic() * 1000) % 100000}"
-    cluster.apply(pod(name, node, {"name": "c", "image": "busybox", "command": ["wget", "-qO-", "-T", "5", url]},
+    cluster.apply(pod(name, node, {"name": "c", "image": "busybox", "command": ["timeout", "10", "wget", "-qO-", url]},
                       restartPolicy="Never"))
     cluster.wait(lambda: (cluster.pod(name) or {}).get("status", {}).get("phase") in ("Succeeded", "Failed"), 60,
                  f"{name} to finish")
@@ -104,6 +105,7 @@ def check_deployment_runs_across_hosts(cluster: KubeletLab, name: str) -> None:
     answer = fetched(cluster, first, f"http://{target['status']['podIP']}:8080/")
     assert answer == f"hello-from-{target['metadata']['name']}\n"
     delete(cluster, "deployment", name)
+    cluster.wait(lambda: not cluster.pods(f"app={name}"), 60, "the Deployment's pods gone")
 
 
 def test_a_deployment_runs_ready_on_both_hosts_and_pods_reach_each_other_across_hosts(cluster):
@@ -249,7 +251,8 @@ def test_pods_keep_serving_through_a_20_s_api_server_outage_and_status_converges
     trigger = cluster.work / "trigger"
     trigger.mkdir(exist_ok=True)
     cluster.apply(pod("steady", node, {"name": "c", "image": "busybox",
-                                       "command": ["sh", "-c", "httpd -p 8080 -h /; while [ ! -e /t/crash ]; "
+                                       "command": ["sh", "-c", "mkdir /www; echo up > /www/index.html; "
+                                                   "httpd -p 8080 -h /www; while [ ! -e /t/crash ]; "
                                                    "do sleep 0.2; done; rm /t/crash; exit 1"],
                                        "volumeMounts": [{"name": "t", "mountPath": "/t"}]},
                       volumes=[{"name": "t", "hostPath": {"path": str(trigger), "type": "Directory"}}]))
@@ -260,7 +263,7 @@ def test_pods_keep_serving_through_a_20_s_api_server_outage_and_status_converges
         (trigger / "crash").touch()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            served = cluster.run_in(node, "busybox", "wget", "-qO-", "-T", "2", f"http://{ip}:8080/")
+            served = cluster.run_in(node, "busybox", "timeout", "5", "busybox", "wget", "-qO-", f"http://{ip}:8080/")
             assert served.returncode == 0 or not (trigger / "crash").exists(), "served while the API server is away"
             time.sleep(2)
     finally:

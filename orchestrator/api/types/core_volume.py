@@ -67,6 +67,11 @@ MESSAGES = [
     Message("core.v1.EphemeralVolumeSource", "A volume claim created for the pod and deleted with it.", [
         F(1, "volumeClaimTemplate", "*PersistentVolumeClaimTemplate", "The claim to create."),
     ]),
+    Message("core.v1.GitRepoVolumeSource", "A git repository cloned into a directory (deprecated).", [
+        F(1, "repository", "string", "The repository URL.", required=True),
+        F(2, "revision", "string", "The commit to check out."),
+        F(3, "directory", "string", "The directory to clone into."),
+    ]),
     Message("core.v1.HostPathVolumeSource", "A file or directory of the node.", [
         F(1, "path", "string", "Its path on the node.", required=True),
         F(2, "type", "*string",
@@ -225,6 +230,7 @@ MESSAGES = [
     Message("core.v1.VolumeSource", "Where a volume's content comes from; exactly one member.", [
         F(1, "hostPath", "*HostPathVolumeSource", "A file or directory of the node."),
         F(2, "emptyDir", "*EmptyDirVolumeSource", "An empty directory that lives as long as the pod."),
+        F(5, "gitRepo", "*GitRepoVolumeSource", "A git repository (deprecated; no kubelet here runs it)."),
         F(6, "secret", "*SecretVolumeSource", "A Secret's keys as files."),
         F(7, "nfs", "*NFSVolumeSource", "An NFS export."),
         F(10, "persistentVolumeClaim", "*PersistentVolumeClaimVolumeSource", "A claimed persistent volume."),

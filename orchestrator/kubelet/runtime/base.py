@@ -1,8 +1,5 @@
-"""Contract A (the container runtime's interface), as NODE-CONTRACTS.md fixes it.
-
-STAND-IN written by the kubelet branch so that the kubelet can be built and tested before the
-runtime branch lands; the runtime branch owns this module and its version replaces this one.
-"""
+"""Contract A: the container runtime's interface, as the kubelet calls it (blocking calls, run
+from trio threads). Implemented by backends.py (runc, process, local); tests use doubles of it."""
 
 from __future__ import annotations
 
