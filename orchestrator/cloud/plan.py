@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from orchestrator.api import nodes as nodeinfo
 from orchestrator.api.meta import annotations, labels
 from orchestrator.api.meta import field as get
+from orchestrator.api.services import LB_ANNOUNCER
 
-ANNOUNCER = "ketch.dev/lb-announcer"
+ANNOUNCER = LB_ANNOUNCER
 ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
 
 

@@ -162,10 +162,10 @@ def wait_until(what, timeout_s: float, interval_s: float = 0.5, progress=None):
         time.sleep(interval_s)
 
 
-def kubectl(state: LabState, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+def kubectl(state: LabState, *args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KUBECONFIG": str(Paths(state.directory).kubeconfig("admin")),
            "KUBECACHEDIR": str(state.directory / "kubectl-cache")}
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=env, input=input)
 
 
 def ready_nodes(state: LabState) -> set[str]:
@@ -182,10 +182,9 @@ def ready_nodes(state: LabState) -> set[str]:
 
 def dns_answers(state: LabState, config: ClusterConfig) -> bool:
     """The cluster DNS resolves kubernetes.default from a worker (through the kube-dns Service)."""
-    probe = [sys.executable, "-c", "import sys, socket; from dnslib import DNSRecord; "
-             "q = DNSRecord.question('kubernetes.default.svc.cluster.local'); "
-             f"a = DNSRecord.parse(q.send('{config.cluster_dns}', 53, timeout=1)); "
-             "sys.exit(0 if a.rr else 1)"]
+    probe = [sys.executable, "-c", "import sys, dns.message, dns.query; "
+             "q = dns.message.make_query('kubernetes.default.svc.cluster.local', 'A'); "
+             f"sys.exit(0 if dns.query.udp(q, '{config.cluster_dns}', timeout=1).answer else 1)"]
     host = (config.workers or config.control_planes)[0].name
     return run_in_host(state, host, probe, timeout=10).returncode == 0
 

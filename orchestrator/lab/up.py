@@ -43,6 +43,8 @@ def add_up_parser(subparsers) -> None:
     )
     up.add_argument("--config", type=Path, help="a cluster file instead of --control-planes/--workers")
     up.add_argument("--detach", action="store_true", help="return once the cluster is ready; `ketch down` stops it")
+    up.add_argument("--demo", action="store_true",
+                    help="then run a web Deployment and Service and ask the Service by name from a pod")
     up.add_argument(
         "--runtime", choices=["runc", "process", "local"], help="the kubelets' runtime (default: automatic)"
     )
@@ -271,7 +273,8 @@ def _print_usage(state, config, seconds: float, detached: bool) -> None:
     print("Use it, from any shell on this machine:")
     print(f"  export KUBECONFIG={kubeconfig}")
     print("  kubectl get nodes -o wide")
-    print("  kubectl create deployment web --image=busybox --replicas=3 -- httpd -f -p 80")
+    print("  kubectl create deployment web --image=busybox --replicas=3 -- sh -c \\")
+    print("      'echo hello from $(hostname) > /tmp/index.html; exec httpd -f -p 80 -h /tmp'")
     print("  kubectl expose deployment web --port=80")
     print(f"  ketch status --dir {state.directory}      ketch logs HOST COMPONENT --dir {state.directory}")
     print(f"  ketch lab exec {config.hosts[-1].name} --dir {state.directory} -- ip addr")
