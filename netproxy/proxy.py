@@ -26,11 +26,13 @@ from dataclasses import dataclass
 
 import trio
 
+from netproxy import announce
 from netproxy.conntrack import cleanup_targets, delete_stale_udp
 from netproxy.host import HostError, ensure_service_route, sysctls_for, write_sysctls
 from netproxy.model import ProxyError
 from netproxy.modes import IptablesMode, NftMode, UserspaceMode
 from netproxy.state import ProxyState
+from orchestrator.api.services import announced_by
 from orchestrator.client.api import ENDPOINTSLICES, NODES, SERVICES, APIClient
 from orchestrator.client.informer import InformerFactory
 from orchestrator.metrics import Counter, Gauge, Histogram, Registry
@@ -126,6 +128,8 @@ class Proxy:
         self.last_success_s: float | None = None  # wall clock
         self.wake = trio.Event()
         self.udp_plans: dict[str, object] = {}  # port id -> last applied plan, UDP ports only
+        self.announced: dict[str, tuple[str, ...]] = {}  # service key -> LB addresses this node answers for
+        self.announce_wake = trio.Event()
         self.factory = InformerFactory(api)
         services = self.factory.informer(SERVICES)
         slices = self.factory.informer(ENDPOINTSLICES)
@@ -136,6 +140,7 @@ class Proxy:
         slices.add_handler(lambda o: self._changed(self.state.slice_changed, o),
                            lambda _, o: self._changed(self.state.slice_changed, o),
                            lambda o: self._changed(self.state.slice_changed, o, True))
+        services.add_handler(self._announce, lambda _, o: self._announce(o), lambda o: self._announce(o, True))
         nodes.add_handler(self._node, lambda _, o: self._node(o), lambda _: self._node(None))
 
     # --- informer handlers: record and wake the loop ------------------------------------------
@@ -150,7 +155,18 @@ class Proxy:
 
     def _node(self, node: dict | None) -> None:
         self.state.node_changed(node)
+        self.announce_wake.set()
         self._queue()
+
+    def _announce(self, service: dict, deleted: bool = False) -> None:
+        key = f"{service['metadata'].get('namespace')}/{service['metadata'].get('name')}"
+        addresses = () if deleted else announced_by(service, self.config.node_name)
+        if self.announced.get(key, ()) != addresses:
+            if addresses:
+                self.announced[key] = addresses
+            else:
+                self.announced.pop(key, None)
+            self.announce_wake.set()
 
     def _queue(self) -> None:
         if self.state.dirty or self.state.node_dirty:
@@ -168,6 +184,8 @@ class Proxy:
             await nursery.start(self.factory.run)
             if self.mode.blocking:
                 await trio.to_thread.run_sync(self.prepare_host)
+                self.announce_wake.set()  # the first pass also drops what an earlier run held
+                nursery.start_soon(self.announce_loop)
             task_status.started()
             await self.sync_loop()
 
@@ -199,6 +217,24 @@ class Proxy:
                 last_full = last_start if full else last_full
             else:
                 force_full, retry_s = True, min(MAX_RETRY_S, max(1.0, retry_s * 2))
+
+    async def announce_loop(self) -> None:
+        """Keep the load balancer addresses this node announces on its interface (announce.py)."""
+        while True:
+            await self.announce_wake.wait()
+            self.announce_wake = trio.Event()
+            wanted = {address for addresses in self.announced.values() for address in addresses}
+            node_address = (self.state.node.addresses or (None,))[0]
+            try:
+                added, removed = await trio.to_thread.run_sync(announce.hold, wanted, node_address, self.config.netns)
+            except announce.AnnounceError as err:
+                log.warning("event=announce_failed error=%s", err)
+                await trio.sleep(2.0)
+                self.announce_wake.set()
+                continue
+            if added or removed:
+                log.info("event=lb_addresses added=%s removed=%s", ",".join(sorted(added)) or "-",
+                         ",".join(sorted(removed)) or "-")
 
     async def sync_once(self, full: bool) -> bool:
         taken = self.state.take()
@@ -265,4 +301,6 @@ def cleanup(netns: str | None = None) -> list[str]:
                 removed.append(name)
         except ProxyError as err:  # e.g. no iptables here: nothing of ours can be there either
             log.info("event=cleanup_skipped mode=%s reason=%s", name, err)
+    if announce.release_all(netns):
+        removed.append("load balancer addresses")
     return removed
