@@ -15,6 +15,7 @@ stays until Ctrl-C and then takes everything down; with it, `ketch down` does.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,12 +274,22 @@ def _print_usage(state, config, seconds: float, detached: bool) -> None:
     print("Use it, from any shell on this machine:")
     print(f"  export KUBECONFIG={kubeconfig}")
     print("  kubectl get nodes -o wide")
-    print("  kubectl create deployment web --image=busybox --replicas=3 -- sh -c \\")
+    print("  kubectl create deployment hello --image=busybox --replicas=3 -- sh -c \\")
     print("      'echo hello from $(hostname) > /tmp/index.html; exec httpd -f -p 80 -h /tmp'")
-    print("  kubectl expose deployment web --port=80")
-    print(f"  ketch status --dir {state.directory}      ketch logs HOST COMPONENT --dir {state.directory}")
-    print(f"  ketch lab exec {config.hosts[-1].name} --dir {state.directory} -- ip addr")
-    print(f"Stop it: {'ketch down --dir ' + str(state.directory) if detached else 'Ctrl-C'}", flush=True)
+    print("  kubectl expose deployment hello --port=80")
+    ketch = _ketch_command()
+    print(f"  {ketch} status --dir {state.directory}")
+    print(f"  {ketch} logs HOST COMPONENT --dir {state.directory}")
+    print(f"  {ketch} lab exec {config.hosts[-1].name} --dir {state.directory} -- ip addr")
+    print(f"Stop it: {ketch + ' down --dir ' + str(state.directory) if detached else 'Ctrl-C'}", flush=True)
+
+
+def _ketch_command() -> str:
+    """`ketch` when the shell finds it, else the path of the one running (e.g. .venv/bin/ketch)."""
+    beside = Path(sys.executable).parent / "ketch"
+    if shutil.which("ketch") or not beside.exists():
+        return "ketch"
+    return str(beside)
 
 
 def _stay_until_interrupted(state) -> int:

@@ -46,10 +46,10 @@ def test_ketch_up_in_loopback_serves_kubectl_and_down_stops_every_process(tmp_pa
         nodes = kubectl("kubectl get nodes")
         assert nodes.returncode == 0 and nodes.stdout.count(" Ready ") == 2, nodes.stdout + nodes.stderr
         created = kubectl(printed_command(up.stdout, "kubectl create deployment"))
-        assert "deployment.apps/web created" in created.stdout, created.stderr
+        assert "deployment.apps/hello created" in created.stdout, created.stderr
         ready = ""
         for _ in range(60):  # the pods are scheduled onto the hollow nodes and reported running
-            ready = kubectl("kubectl get deploy web -o jsonpath={.status.readyReplicas}").stdout
+            ready = kubectl("kubectl get deploy hello -o jsonpath={.status.readyReplicas}").stdout
             if ready == "3":
                 break
             time.sleep(1)
