@@ -181,10 +181,13 @@ def ready_nodes(state: LabState) -> set[str]:
 
 
 def dns_answers(state: LabState, config: ClusterConfig) -> bool:
-    """The cluster DNS resolves kubernetes.default from a worker (through the kube-dns Service)."""
+    """The cluster DNS resolves kubernetes.default from a worker: through the kube-dns Service in
+    a namespace lab, at the first control plane's DNS port on loopback (no ClusterIPs there)."""
+    server, port = (config.cluster_dns, 53) if state.netns else (config.control_planes[0].address,
+                                                                 config.ports["dns"])
     probe = [sys.executable, "-c", "import sys, dns.message, dns.query; "
              "q = dns.message.make_query('kubernetes.default.svc.cluster.local', 'A'); "
-             f"sys.exit(0 if dns.query.udp(q, '{config.cluster_dns}', timeout=1).answer else 1)"]
+             f"sys.exit(0 if dns.query.udp(q, '{server}', port={port}, timeout=1).answer else 1)"]
     host = (config.workers or config.control_planes)[0].name
     return run_in_host(state, host, probe, timeout=10).returncode == 0
 

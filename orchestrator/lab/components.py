@@ -126,6 +126,7 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
         out.append(Component("kubelet", kubelet, f"{a}:{ports['kubelet']}"))
         out.append(Component("proxy", [*ketch, "proxy", "--kubeconfig", str(paths.kubeconfig("proxy", host.name)),
                                        "--node-name", host.name, "--mode", config.proxy_mode,
+                                       *(["--bind-address", a] if config.proxy_mode == "userspace" else []),
                                        "--cluster-cidr", config.pod_cidr, "--service-cidr", config.service_cidr,
                                        "--metrics-bind", f"{a}:{ports['proxy_metrics']}"],
                              f"{a}:{ports['proxy_metrics']}"))

@@ -228,7 +228,10 @@ def lab(control_planes: int, workers: int, directory: Path, *, netns: bool, name
              for i in range(control_planes)]
     hosts += [HostSpec(f"worker-{i + 1}", f"{base}.{101 + i}", ("worker",), f"zone-{'abc'[i % 3]}", runtime)
               for i in range(workers)]
-    config = ClusterConfig(name=name, directory=Path(directory).resolve(), hosts=tuple(hosts),
+    # On loopback the cluster DNS listens on an unprivileged port (53 needs root); pods there are
+    # host processes with the host's resolver anyway, so only `dig -p` reaches it.
+    ports = dict(PORTS) if netns else {**PORTS, "dns": 10053}
+    config = ClusterConfig(name=name, directory=Path(directory).resolve(), hosts=tuple(hosts), ports=ports,
                            proxy_mode=proxy_mode or ("nftables" if netns else "userspace"),
                            lb_pool=lb_pool or ("10.77.0.200/29" if netns else ""),
                            isolation="host" if netns else "loopback",

@@ -235,7 +235,7 @@ def run_up(args) -> int:
         from orchestrator.lab.demo import DemoFailed, run_demo
         try:
             seconds = run_demo(state)
-            print(f"The Service answered by name {seconds:.0f} s after the manifest was applied "
+            print(f"The Service answered {seconds:.0f} s after the manifest was applied "
                   f"({time.monotonic() - started:.0f} s after `ketch up` started).", flush=True)
         except (DemoFailed, subprocess.SubprocessError) as err:
             print(f"ketch up: the demo failed: {err} (the cluster stays up; see ketch logs)", file=sys.stderr)
@@ -274,9 +274,13 @@ def _print_usage(state, config, seconds: float, detached: bool) -> None:
     print("Use it, from any shell on this machine:")
     print(f"  export KUBECONFIG={kubeconfig}")
     print("  kubectl get nodes -o wide")
-    print("  kubectl create deployment hello --image=busybox --replicas=3 -- sh -c \\")
-    print("      'echo hello from $(hostname) > /tmp/index.html; exec httpd -f -p 80 -h /tmp'")
-    print("  kubectl expose deployment hello --port=80")
+    if state.netns:
+        print("  kubectl create deployment hello --image=busybox --replicas=3 -- sh -c \\")
+        print("      'echo hello from $(hostname) > /tmp/index.html; exec httpd -f -p 80 -h /tmp'")
+        print("  kubectl expose deployment hello --port=80")
+    else:  # pods share this machine's network: one unprivileged port, reached through a NodePort
+        print("  kubectl create deployment hello --image=busybox -- httpd -f -p 8080")
+        print("  kubectl expose deployment hello --port=80 --target-port=8080 --type=NodePort")
     ketch = _ketch_command()
     print(f"  {ketch} status --dir {state.directory}")
     print(f"  {ketch} logs HOST COMPONENT --dir {state.directory}")

@@ -74,7 +74,7 @@ class RuncRuntime(RuntimeCore):
         rootfs = self.mount_overlay(directory, self.images.rootfs(cfg.image))
         mounts = _sandbox_mounts(self, sandbox, cfg)
         _prepare_targets(rootfs, mounts + ([("/usr", "/usr", True), ("/etc", "/etc", True)] if host_image else []))
-        env = [f"{k}={v}" for k, v in environment(image, cfg).items()]
+        env = [f"{k}={v}" for k, v in environment(image, cfg, sandbox.hostname).items()]
         cgroups_path = "/" + group.child("runc").relative if self.uses_cgroups else ""
         spec = oci.config(rootfs=str(rootfs), argv=cfg.argv, env=env, cwd=cfg.working_dir or image.working_dir or "/",
                           hostname=sandbox.hostname, netns=sandbox.netns_path, cgroups_path=cgroups_path,
@@ -118,9 +118,17 @@ class ProcessRuntime(RuntimeCore):
         _prepare_targets(rootfs, mounts)
         (rootfs / "proc").mkdir(exist_ok=True)  # the shim mounts the new PID namespace's /proc there
         procs = [str(d / "cgroup.procs") for d in group.dirs()] if self.uses_cgroups else []
-        return {"mode": "process", "argv": cfg.argv, "env": environment(image, cfg), "rootfs": str(rootfs),
-                "cwd": cfg.working_dir or image.working_dir or "/", "netns": sandbox.netns_path,
-                "hostname": sandbox.hostname, "mounts": mounts, "cgroup_procs": procs}
+        return {
+            "mode": "process",
+            "argv": cfg.argv,
+            "env": environment(image, cfg, sandbox.hostname),
+            "rootfs": str(rootfs),
+            "cwd": cfg.working_dir or image.working_dir or "/",
+            "netns": sandbox.netns_path,
+            "hostname": sandbox.hostname,
+            "mounts": mounts,
+            "cgroup_procs": procs,
+        }
 
     def _release(self, directory: Path, state: dict) -> None:
         self.unmount(directory / "rootfs")
@@ -131,8 +139,19 @@ class ProcessRuntime(RuntimeCore):
         if state.state != "running" or not state.pid:
             raise RuntimeFailure(f"container {container_id} is not running")
         spec = _read(directory / "spec.json") or {}
-        enter = ["nsenter", "--target", str(state.pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--root",
-                 f"--wd={spec.get('cwd') or '/'}", "--"]
+        enter = [
+            "nsenter",
+            "--target",
+            str(state.pid),
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "--root",
+            f"--wd={spec.get('cwd') or '/'}",
+            "--",
+        ]
         env = spec.get("env")
         if tty:
             return execs.with_pty(enter + argv, env=env)
@@ -148,12 +167,13 @@ class LocalRuntime(RuntimeCore):
         return False
 
     def _command(self, directory, sandbox, cfg, image, group, container_id) -> dict:
-        env = environment(image, cfg)
+        env = environment(image, cfg, sandbox.hostname)
         if repository(cfg.image) != "host":
             rootfs = self.images.rootfs(cfg.image)
             # the image's binaries first, so `httpd` or `sh` of the built-in busybox are found
-            env["PATH"] = ":".join(str(rootfs / d) for d in ("bin", "sbin", "usr/bin", "usr/sbin")) + ":" + \
-                env.get("PATH", "")
+            env["PATH"] = (
+                ":".join(str(rootfs / d) for d in ("bin", "sbin", "usr/bin", "usr/sbin")) + ":" + env.get("PATH", "")
+            )
         argv = list(cfg.argv)
         located = shutil.which(argv[0], path=env["PATH"]) if not os.path.isabs(argv[0]) else argv[0]
         if located is None:
