@@ -40,6 +40,7 @@ class WebSocketRequest(Request):
         await self.send({"type": "websocket.http.response.start", "status": status, "headers": [
             (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]})
         await self.send({"type": "websocket.http.response.body", "body": body})
+        self.websocket.closed = True  # answered over HTTP: there is no WebSocket to close
 
     async def start_stream(self, content_type: str) -> None:
         raise errors.bad_request("over WebSocket this server serves pods/exec, pods/attach and pods/portforward only")

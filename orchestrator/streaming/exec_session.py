@@ -80,7 +80,7 @@ async def run(ws: WebSocket, process, options: channels.ExecOptions, protocol: s
                 session.cancel_scope.cancel()
         if gone.cancelled_caught:
             log.info("event=exec_client_left command=%s", options.command[:1])
-    except BROKEN:
+    except* BROKEN:  # trio's nurseries raise groups: kubectl went away while output was being sent
         log.info("event=exec_client_left command=%s", options.command[:1])
     finally:
         with trio.CancelScope(shield=True):

@@ -119,7 +119,7 @@ class _Forwarder:
 async def run(ws: WebSocket, connect: Connect, describe: Callable[[int, Exception], str]) -> None:
     try:
         await _Forwarder(ws, connect, describe).run()
-    except BROKEN:
+    except* BROKEN:  # trio's nurseries raise groups
         log.info("event=portforward_client_left")
     finally:
         await ws.close(1000)

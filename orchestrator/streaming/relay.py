@@ -120,7 +120,7 @@ async def splice(client: WebSocket, stream: trio.abc.Stream, accepted: Accepted)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(to_kubelet, done)
                 nursery.start_soon(to_client, done)
-    except (*BROKEN, LocalProtocolError):
-        pass  # one side went away: the other is closed below
+    except* (*BROKEN, LocalProtocolError):
+        pass  # one side went away (trio's nurseries raise groups): the other is closed below
     finally:
         await client.close(1000)

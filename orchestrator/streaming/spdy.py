@@ -28,8 +28,8 @@ _DICTIONARY_WORDS = (
     "content-location content-md5 content-range content-type date etag expect expires from host if-match "
     "if-modified-since if-none-match if-range if-unmodified-since last-modified location max-forwards pragma "
     "proxy-authenticate proxy-authorization range referer retry-after server te trailer transfer-encoding upgrade "
-    "user-agent vary via warning www-authenticate method get status|200 OK version HTTP/1.1 url public set-cookie "
-    "keep-alive origin").replace(" ", "\n").replace("|", " ").split("\n")
+    "user-agent vary via warning www-authenticate method get status 200_OK version HTTP/1.1 url public set-cookie "
+    "keep-alive origin").split(" ")
 _DICTIONARY_TAIL = (
     "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
     "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request401 Unauthorized"
@@ -37,7 +37,8 @@ _DICTIONARY_TAIL = (
     "Jan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMT"
     "chunked,text/html,image/png,image/jpg,image/gif,application/xml,application/xhtml+xml,text/plain,"
     "text/javascript,publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.")
-DICTIONARY = b"".join(struct.pack(">I", len(w)) + w.encode() for w in _DICTIONARY_WORDS) + _DICTIONARY_TAIL.encode()
+DICTIONARY = b"".join(struct.pack(">I", len(w)) + w.replace("_", " ").encode()  # "200_OK" is one entry
+                     for w in _DICTIONARY_WORDS) + _DICTIONARY_TAIL.encode()
 
 
 class SpdyError(ValueError):

@@ -41,6 +41,8 @@ def test_input_split_anywhere_gives_the_same_frames():
 
 def test_header_blocks_use_the_spdy3_dictionary():
     assert len(spdy.DICTIONARY) == 1423  # the SPDY/3 draft's dictionary size
+    # its Adler-32, which every header block's zlib header carries and kubectl's library checks
+    assert zlib.adler32(spdy.DICTIONARY) == 0xE3C6A7C2
     assert spdy.DICTIONARY.startswith(b"\x00\x00\x00\x07options") and spdy.DICTIONARY.endswith(b",enq=0.")
     compressed = spdy.Codec().encode(spdy.SynReply(1, {"a": "b"}))[12:]
     assert compressed[1] & 0x20  # FDICT: the reader must prime with the dictionary
