@@ -21,7 +21,14 @@ from tests.cluster.kubelet_lab import KubeletLab
 from tests.cluster.test_kubelet import HTTPD, _runtime_missing, pod, ready
 
 pytestmark = pytest.mark.cluster
-OLD_KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28"
+MINORS = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
+
+
+def minor(number: int) -> str:
+    binary = MINORS.format(number)
+    if not os.path.exists(binary):
+        pytest.skip(f"{binary} is not installed")
+    return binary
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +98,16 @@ def test_exec_into_a_container_that_is_not_running_says_so(cluster):
     assert "container main is not running in pod stuck" in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("number", [30, 31, 33])
+def test_exec_exit_codes_and_stdin_with_each_websocket_minor(cluster, number):
+    binary = minor(number)
+    result = cluster.kubectl("exec", "-i", "web", "--", "sh", "-c", "cat; exit 7", input="x\n", binary=binary,
+                             check=False)
+    assert (result.returncode, result.stdout) == (7, "x\n"), result.stderr
+
+
 def test_exec_by_a_kubectl_that_speaks_only_spdy_is_told_the_protocols_served(cluster):
-    if not os.path.exists(OLD_KUBECTL):
-        pytest.skip(f"{OLD_KUBECTL} is not installed")
-    result = cluster.kubectl("exec", "web", "--", "true", binary=OLD_KUBECTL, check=False)
+    result = cluster.kubectl("exec", "web", "--", "true", binary=minor(28), check=False)
     assert result.returncode != 0
     assert "v5.channel.k8s.io" in result.stderr and "WebSocket" in result.stderr, result.stderr
 
@@ -110,9 +123,11 @@ print(data.decode())
 """
 
 
-def test_port_forward_carries_http_to_the_pod_for_a_socket_beside_kubectl(cluster):
-    port = 18080
-    forward = subprocess.Popen(cluster.kubectl_argv("port-forward", "pod/web", f"{port}:8080"),
+@pytest.mark.parametrize("number", [None, 31, 33])
+def test_port_forward_carries_http_to_the_pod_for_a_socket_beside_kubectl(cluster, number):
+    binary = minor(number) if number else "kubectl"
+    port = 18080 + (number or 0)
+    forward = subprocess.Popen(cluster.kubectl_argv("port-forward", "pod/web", f"{port}:8080", binary=binary),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster.kubectl_env(), text=True)
     try:
         line = forward.stdout.readline()
@@ -128,3 +143,9 @@ def test_port_forward_carries_http_to_the_pod_for_a_socket_beside_kubectl(cluste
         except subprocess.TimeoutExpired:
             forward.kill()
             forward.wait()
+
+
+def test_port_forward_by_a_kubectl_that_speaks_only_spdy_is_told_the_protocols_served(cluster):
+    result = cluster.kubectl("port-forward", "pod/web", "18099:8080", binary=minor(30), check=False, timeout=30)
+    assert result.returncode != 0
+    assert "SPDY/3.1+portforward.k8s.io" in result.stderr, result.stderr
