@@ -65,9 +65,16 @@ def test_nothing_outside_the_api_server_imports_it():
 
 def test_the_api_server_uses_only_the_store_the_object_layer_and_the_http_connection():
     allowed = ("kvstore", "orchestrator.api", "orchestrator.apiserver", "orchestrator.client.transport",
-               "orchestrator.metrics")
+               "orchestrator.metrics", "orchestrator.streaming")
     assert offenders(sources("orchestrator/apiserver"),
                      lambda n: within(n, "orchestrator", "netproxy") and not within(n, *allowed)) == []
+
+
+def test_the_streaming_protocols_import_nothing_else_of_ketch():
+    """The API server (relay) and the kubelet (endpoints) both use orchestrator.streaming: it must
+    not lean on either."""
+    assert offenders(sources("orchestrator/streaming"), lambda n: within(n, "kvstore", "orchestrator", "netproxy")
+                     and not within(n, "orchestrator.streaming")) == []
 
 
 def test_components_and_netproxy_talk_to_the_cluster_only_through_the_client():
