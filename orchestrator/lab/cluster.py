@@ -162,10 +162,15 @@ def wait_until(what, timeout_s: float, interval_s: float = 0.5, progress=None):
         time.sleep(interval_s)
 
 
+def kubectl_env(state: LabState) -> dict[str, str]:
+    """The environment kubectl needs to act as the lab's admin (also for a long-running `kubectl -w`)."""
+    return {**os.environ, "KUBECONFIG": str(Paths(state.directory).kubeconfig("admin")),
+            "KUBECACHEDIR": str(state.directory / "kubectl-cache")}
+
+
 def kubectl(state: LabState, *args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": str(Paths(state.directory).kubeconfig("admin")),
-           "KUBECACHEDIR": str(state.directory / "kubectl-cache")}
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=env, input=input)
+    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=kubectl_env(state),
+                          input=input)
 
 
 def ready_nodes(state: LabState) -> set[str]:
