@@ -270,13 +270,13 @@ while True:
 
 
 class SliceWatch:
-    """`kubectl get endpointslices -w` for one Service: the time each change was seen and the set
-    of pods it lists as ready."""
+    """`kubectl get endpointslices -w -o json` for one Service: the time each change was seen and
+    the set of pods it lists as ready. (kubectl 1.32 ends a watch printed with a jsonpath `range`
+    at the first event, with status 0; JSON output keeps watching.)"""
 
     def __init__(self, state, service_name: str) -> None:
-        template = '{range .endpoints[?(@.conditions.ready==true)]}{.targetRef.name} {end}{"\\n"}'
         self.process = subprocess.Popen(["kubectl", "get", "endpointslices", "-w", "-l",
-                                         f"kubernetes.io/service-name={service_name}", "-o", f"jsonpath={template}"],
+                                         f"kubernetes.io/service-name={service_name}", "-o", "json"],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                         env=lab_cluster.kubectl_env(state))
         self.events: list[tuple[float, frozenset[str]]] = []
@@ -284,8 +284,14 @@ class SliceWatch:
         self.reader.start()
 
     def _read(self) -> None:
-        for line in self.process.stdout:
-            self.events.append((time.time(), frozenset(line.split())))
+        text = ""
+        for line in self.process.stdout:  # one pretty-printed object per event, closed by "}" alone
+            text += line
+            if line.rstrip("\n") == "}":
+                endpoints = json.loads(text).get("endpoints") or []
+                text = ""
+                self.events.append((time.time(), frozenset(e["targetRef"]["name"] for e in endpoints
+                                                           if (e.get("conditions") or {}).get("ready"))))
 
     def first(self, predicate, timeout_s: float, description: str) -> tuple[float, frozenset[str]]:
         return wait_for(lambda: next(((t, ready) for t, ready in list(self.events) if predicate(ready)), None),
