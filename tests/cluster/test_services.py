@@ -440,8 +440,9 @@ def test_a_pod_reaching_its_own_service_lands_on_itself_sometimes(lab):
         return all(f"got {name}" in kubectl(lab, "logs", name) for name in hairpin)
     wait_for(every_pod_reached_itself, 60, "each hairpin pod to be answered by itself through its Service")
     for name in hairpin:
-        lines = [line.strip() for line in kubectl(lab, "logs", name).splitlines()]
-        served = lines[next(i for i, line in enumerate(lines) if line != "got"):]  # from the Service's first answer
+        lines = [line.strip() for line in kubectl(lab, "logs", name).splitlines() if line.startswith("got")]
+        # from the Service's first answer on (before that it may have had no ready endpoint: refused)
+        served = lines[next(i for i, line in enumerate(lines) if line != "got"):]
         print(f"{lab.config().proxy_mode} {name}: {dict(answers(chr(10).join(served)))}")
         assert "got" not in served, f"{name}: requests through its own Service went unanswered: {served}"
 
@@ -483,6 +484,8 @@ def test_a_udp_service_keeps_answering_after_its_pod_is_replaced(lab):
         answered = wait_for(lambda: next((t for t, a in client.since(replaced_at) if a == new), None),
                             30, f"{new} to answer the same client socket")
     recovery_s = answered - replaced_at
+    around = [(round(t - replaced_at, 2), a) for t, a in client.lines if -2 <= t - replaced_at <= recovery_s]
+    print(f"{lab.config().proxy_mode} udp: deleted {old}; answers around the new pod's readiness: {around}")
     print(f"{lab.config().proxy_mode} udp: the new pod answered the old client socket {recovery_s:.3f} s after it "
           "was ready in the slice")
     assert recovery_s <= UDP_RECOVERY_BOUND_S
