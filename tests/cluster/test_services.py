@@ -3,8 +3,8 @@ workers, each worker running a runc kubelet and `ketch proxy`, the cluster DNS b
 Manifests go in with kubectl; pods are busybox (or the built-in `host` image where a test needs
 python); requests come from client pods, from the nodes, and from cp-1, a host that runs no pods.
 
-Every test runs on a lab whose proxies program nftables; the reachability tests run again on a
-second lab (after the first is gone) whose proxies program iptables.
+Every test runs on a lab whose proxies program nftables, then again on a second lab (after the
+first is gone) whose proxies program iptables.
 
 Requests from a node go to the ClusterIP (a node has no cluster DNS); requests from a pod use the
 Service's name, as a user's would.
@@ -39,11 +39,7 @@ UDP_RECOVERY_BOUND_S = 3.0  # the new UDP backend answers the old client socket 
                             # one stopped serving (without conntrack cleanup: never)
 READY_S = 90.0
 
-both_modes = pytest.mark.parametrize("lab", ["nftables", "iptables"], indirect=True)
-nftables_only = pytest.mark.parametrize("lab", ["nftables"], indirect=True)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
 def lab(request, tmp_path_factory):
     """A lab whose proxies run in request.param mode. Tests are grouped by mode, so the nftables lab
     is down before the iptables lab comes up: never two labs at once on the shared machine."""
@@ -319,7 +315,6 @@ class SliceWatch:
 
 # --- the tests --------------------------------------------------------------------------------------
 
-@both_modes
 def test_a_cluster_ip_spreads_requests_from_pods_and_nodes_over_three_pods_on_two_hosts(lab):
     web = ready_pods(lab, "web", 3)
     assert {p["spec"]["nodeName"] for p in web.values()} == set(WORKERS), "the 3 web pods sit on both workers"
@@ -346,7 +341,6 @@ def test_a_cluster_ip_spreads_requests_from_pods_and_nodes_over_three_pods_on_tw
     assert len(results) == 2 * len(WORKERS)
 
 
-@both_modes
 def test_names_resolve_from_a_pod_and_a_headless_service_gives_the_pods(lab):
     web = ready_pods(lab, "web", 3)
     ip = cluster_ip(lab, "web")
@@ -386,7 +380,6 @@ def _removal_after(lab, app: str, change, final) -> float:
     return max(latencies.values())
 
 
-@nftables_only
 def test_scaling_down_stops_new_connections_to_removed_pods_within_a_second(lab):
     apply(lab, deployment("shrink", 3, web_container(), grace_s=20), service("shrink", "shrink"))
     wait_for(lambda: ready_pods(lab, "shrink", 3), READY_S, "3 ready shrink pods")
@@ -396,7 +389,6 @@ def test_scaling_down_stops_new_connections_to_removed_pods_within_a_second(lab)
     kubectl(lab, "delete", "deployment", "shrink", "--wait=false")
 
 
-@nftables_only
 def test_a_failing_readiness_probe_takes_a_pod_out_within_a_second(lab):
     apply(lab, deployment("probe", 3, web_container()), service("probe", "probe"))
     pods_by_name = wait_for(lambda: ready_pods(lab, "probe", 3), READY_S, "3 ready probe pods")
@@ -410,7 +402,6 @@ def test_a_failing_readiness_probe_takes_a_pod_out_within_a_second(lab):
     assert status["phase"] == "Running" and not status["containerStatuses"][0]["ready"]
 
 
-@both_modes
 def test_a_node_port_answers_on_every_node_from_a_host_without_pods_and_local_policy_only_where_pods_are(lab):
     web = ready_pods(lab, "web", 3)
     apply(lab, service("web-nodeport", "web", type="NodePort"),
@@ -443,7 +434,6 @@ def _dropped(lab, url: str) -> bool:
     return "refused" not in out and "exit=0" not in out
 
 
-@both_modes
 def test_a_pod_reaching_its_own_service_lands_on_itself_sometimes(lab):
     apply(lab, deployment("hairpin", 2, web_container(HAIRPIN_SCRIPT)), service("hairpin", "hairpin"))
     hairpin = wait_for(lambda: ready_pods(lab, "hairpin", 2), READY_S, "2 ready hairpin pods")
@@ -459,7 +449,6 @@ def test_a_pod_reaching_its_own_service_lands_on_itself_sometimes(lab):
         assert "got" not in served, f"{name}: requests through its own Service went unanswered: {served}"
 
 
-@both_modes
 def test_session_affinity_client_ip_pins_a_client_to_one_pod(lab):
     web = ready_pods(lab, "web", 3)
     apply(lab, service("web-sticky", "web", sessionAffinity="ClientIP"))
@@ -470,7 +459,6 @@ def test_session_affinity_client_ip_pins_a_client_to_one_pod(lab):
         assert len(got) == 1 and set(got) <= set(web) and sum(got.values()) == 60, f"{client}: {got}"
 
 
-@both_modes
 def test_a_service_without_endpoints_refuses_at_once(lab):
     apply(lab, service("nobody", "nobody"))
     ip = wait_for(lambda: cluster_ip(lab, "nobody"), 30, "a ClusterIP for nobody")
@@ -482,7 +470,6 @@ def test_a_service_without_endpoints_refuses_at_once(lab):
         assert "Connection refused" in out and "exit=1" in out, f"{client}: {out}"
 
 
-@both_modes
 def test_a_udp_service_keeps_answering_after_its_pod_is_replaced(lab):
     apply(lab, deployment("udp", 1, {"image": "host", "command": ["python3", "-c", UDP_ECHO]}, grace_s=1),
           service("udp", "udp", port=9999, protocol="UDP"))
@@ -517,7 +504,6 @@ def _drift(lab, ip: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@both_modes
 def test_a_killed_proxy_restarts_keeping_connections_and_repairing_a_hand_made_drift(lab, tmp_path):
     apply(lab, deployment("stream", 1, {"image": "busybox", "command": ["nc", "-ll", "-p", "7000", "-e", "cat"]},
                           grace_s=1),
