@@ -45,7 +45,7 @@ def run_up(args) -> int:
         print("Try, in another shell:")
         print(f"  export KUBECONFIG={kubeconfig}")
         print("  kubectl get namespaces")
-        print("  kubectl create deployment web --image=nginx --dry-run=client -o yaml | kubectl apply -f -")
+        print("  kubectl create deployment web --image=nginx")
         print("  kubectl get all,nodes -o wide")
         print("Ctrl-C stops everything.", flush=True)
         while not stop:
