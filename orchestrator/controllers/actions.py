@@ -33,20 +33,35 @@ async def delete_each(api: APIClient, res: Resource, namespace: str, names: list
 
 
 def status_patch(old: dict, new: dict) -> dict:
-    """A merge patch turning `old` status into `new`: changed keys, and null for keys that went."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch (RFC 7386) turning `old` into `new`: changed keys, null for keys that went.
+    Objects are patched key by key, since a merge patch merges into a nested object rather than
+    replacing it (`{"uncountedTerminatedPods": {}}` would leave the old lists in place)."""
+    patch = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = status_patch(before, value)
+        else:
+            patch[key] = value
     patch.update({k: None for k in old if k not in new})
     return patch
 
 
-async def write_status(api: APIClient, res: Resource, obj: dict, status: dict) -> bool:
-    """Patch the status subresource when the plan changed it. True if written."""
+async def write_status(api: APIClient, res: Resource, obj: dict, status: dict, *, compare: bool = False) -> bool:
+    """Patch the status subresource when the plan changed it. True if written. With compare, only
+    if the object is still the one the plan saw (its resourceVersion; a 409 otherwise, so the
+    work queue retries from a fresh copy): for a status that someone else writes too."""
     patch = status_patch(obj.get("status") or {}, status)
     if not patch:
         return False
     meta = obj["metadata"]
+    body = {"status": patch}
+    if compare:
+        body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
     try:
-        await api.patch(res, meta.get("namespace"), meta["name"], {"status": patch}, subresource="status")
+        await api.patch(res, meta.get("namespace"), meta["name"], body, subresource="status")
     except APIStatusError as err:
         if err.code != 404:
             raise

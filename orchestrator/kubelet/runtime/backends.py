@@ -74,7 +74,7 @@ class RuncRuntime(RuntimeCore):
         rootfs = self.mount_overlay(directory, self.images.rootfs(cfg.image))
         mounts = _sandbox_mounts(self, sandbox, cfg)
         _prepare_targets(rootfs, mounts + ([("/usr", "/usr", True), ("/etc", "/etc", True)] if host_image else []))
-        env = [f"{k}={v}" for k, v in environment(image, cfg).items()]
+        env = [f"{k}={v}" for k, v in environment(image, cfg, sandbox.hostname).items()]
         cgroups_path = "/" + group.child("runc").relative if self.uses_cgroups else ""
         spec = oci.config(rootfs=str(rootfs), argv=cfg.argv, env=env, cwd=cfg.working_dir or image.working_dir or "/",
                           hostname=sandbox.hostname, netns=sandbox.netns_path, cgroups_path=cgroups_path,
@@ -118,7 +118,8 @@ class ProcessRuntime(RuntimeCore):
         _prepare_targets(rootfs, mounts)
         (rootfs / "proc").mkdir(exist_ok=True)  # the shim mounts the new PID namespace's /proc there
         procs = [str(d / "cgroup.procs") for d in group.dirs()] if self.uses_cgroups else []
-        return {"mode": "process", "argv": cfg.argv, "env": environment(image, cfg), "rootfs": str(rootfs),
+        return {"mode": "process", "argv": cfg.argv, "env": environment(image, cfg, sandbox.hostname),
+                "rootfs": str(rootfs),
                 "cwd": cfg.working_dir or image.working_dir or "/", "netns": sandbox.netns_path,
                 "hostname": sandbox.hostname, "mounts": mounts, "cgroup_procs": procs}
 
@@ -148,7 +149,7 @@ class LocalRuntime(RuntimeCore):
         return False
 
     def _command(self, directory, sandbox, cfg, image, group, container_id) -> dict:
-        env = environment(image, cfg)
+        env = environment(image, cfg, sandbox.hostname)
         if repository(cfg.image) != "host":
             rootfs = self.images.rootfs(cfg.image)
             # the image's binaries first, so `httpd` or `sh` of the built-in busybox are found

@@ -310,10 +310,11 @@ def _process_usage(pid: int | None) -> tuple[int, int]:
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK"), rss
 
 
-def environment(image: ImageConfig, cfg: ContainerConfig) -> dict[str, str]:
-    """The image's variables, overridden by the pod's (as containerd merges them)."""
+def environment(image: ImageConfig, cfg: ContainerConfig, hostname: str) -> dict[str, str]:
+    """The image's variables, overridden by the pod's (as containerd merges them); HOSTNAME is the
+    pod's hostname, as containerd sets it from the sandbox."""
     env = dict(item.split("=", 1) for item in image.env if "=" in item)
     env.update(dict(cfg.env))
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.setdefault("HOSTNAME", cfg.name)
+    env.setdefault("HOSTNAME", hostname)
     return env
