@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 
+from orchestrator.api.volumes import DEFAULT_CLASS
 from orchestrator.client.api import PODS, APIStatusError, resource
 from orchestrator.controllers import actions
 from orchestrator.controllers.base import Controller, ignore_missing
-from orchestrator.controllers.plans.storage import CLEANUP_LABEL, DEFAULT_CLASS, PROVISIONER, plan
+from orchestrator.controllers.plans.storage import CLEANUP_LABEL, PROVISIONER, plan
 
 EVERYTHING = "all"
 

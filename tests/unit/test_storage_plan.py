@@ -1,14 +1,8 @@
 """Claims, volumes and the local-path provisioner: default class, wait for the first consumer,
 binding both ways, static volumes, release, and the cleanup helper before Delete."""
 
-from orchestrator.controllers.plans.storage import (
-    BIND_COMPLETED,
-    CLEANUP_LABEL,
-    DEFAULT_CLASS,
-    PROVISIONER,
-    SELECTED_NODE,
-    plan,
-)
+from orchestrator.api.volumes import DEFAULT_CLASS, SELECTED_NODE
+from orchestrator.controllers.plans.storage import BIND_COMPLETED, CLEANUP_LABEL, PROVISIONER, plan
 
 LOCAL = {"metadata": {"name": "local-path", "annotations": {DEFAULT_CLASS: "true"}}, "provisioner": PROVISIONER,
          "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete", "parameters": {"path": "/lab/vol"}}

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from orchestrator.api import quantity
 from orchestrator.api.meta import annotations
 from orchestrator.api.meta import field as get
+from orchestrator.api.volumes import SELECTED_NODE, default_class
 
 PROVISIONER = "ketch.dev/local-path"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
-SELECTED_NODE = "volume.kubernetes.io/selected-node"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 CLEANUP_LABEL = "ketch.dev/volume-cleanup"
@@ -43,11 +42,6 @@ class StoragePlan:
     delete_volumes: list[str] = field(default_factory=list)
     delete_pods: list[tuple[str, str]] = field(default_factory=list)           # (namespace, name) helpers done
     events: list[tuple[dict, str, str, str, str]] = field(default_factory=list)  # (object, kind, type, reason, msg)
-
-
-def default_class(classes: list[dict]) -> dict | None:
-    marked = [c for c in classes if annotations(c).get(DEFAULT_CLASS) == "true"]
-    return sorted(marked, key=lambda c: c["metadata"].get("creationTimestamp") or "")[-1] if marked else None
 
 
 def volume_for(claim: dict, cls: dict, node: str) -> dict:
