@@ -47,4 +47,5 @@ class DisruptionController(Controller):
         if kept:
             status["disruptedPods"] = kept
             self.queue.add_after(key, DISRUPTION_TIMEOUT_S)
-        await actions.write_status(self.api, self.pdb_resource, budget, status)
+        # the API server's eviction subresource charges this status too: never overwrite a grant unseen
+        await actions.write_status(self.api, self.pdb_resource, budget, status, compare=True)
