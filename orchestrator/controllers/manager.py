@@ -31,7 +31,7 @@ from orchestrator.controllers.hpa import HPAController
 from orchestrator.controllers.job import JobController
 from orchestrator.controllers.nodes import NodeIPAMController, NodeLifecycleController
 from orchestrator.controllers.replicaset import ReplicaSetController
-from orchestrator.controllers.serviceaccounts import ServiceAccountsController
+from orchestrator.controllers.serviceaccounts import RootCAPublisher, ServiceAccountsController
 from orchestrator.controllers.statefulset import StatefulSetController
 from orchestrator.controllers.storage import VolumeController
 from orchestrator.metrics import Counter, Registry
@@ -60,6 +60,8 @@ class ControllerManager:
                             JobController(self.ctx), CronJobController(self.ctx), DaemonSetController(self.ctx),
                             StatefulSetController(self.ctx), DisruptionController(self.ctx),
                             VolumeController(self.ctx, local_path_root), HPAController(self.ctx, hpa_sync_s)]
+        if api.access.ca_pem:  # the CA the kubeconfig trusts is the cluster's
+            self.controllers.append(RootCAPublisher(self.ctx, api.access.ca_pem))
         self.metrics.gauge_of("controller_queue_depth", "Keys waiting, all controllers.",
                               lambda: sum(len(c.queue) for c in self.controllers))
         self.metrics.gauge_of("controller_manager_leader", "1 while this instance leads.", lambda: int(self.leading))

@@ -149,3 +149,18 @@ def test_drain_evicts_through_the_disruption_budget_one_at_a_time_and_uncordon_r
 def running_on_all(cluster, selector: str, node: str | None = None) -> list[dict]:
     return [p for p in live(cluster, selector) if p["status"].get("phase") == "Running"
             and (node is None or p["spec"].get("nodeName") == node)]
+
+
+def test_every_namespace_gets_a_default_service_account_and_the_cluster_ca_config_map(cluster):
+    cluster.kubectl("create", "namespace", "team-a")
+    ca = (cluster.plane.pki_dir / "ca.crt").read_text()
+    cluster.wait(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", "team-a", check=False).returncode
+                 == 0, 30)
+    published = cluster.wait(lambda: cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", "team-a", "-o",
+                                                     "json", check=False).stdout, 30)
+    assert json.loads(published)["data"]["ca.crt"] == ca
+    cluster.kubectl("delete", "configmap", "kube-root-ca.crt", "-n", "team-a")
+    cluster.kubectl("patch", "serviceaccount", "default", "-n", "team-a", "-p", '{"metadata":{"labels":{"x":"y"}}}')
+    back = cluster.wait(lambda: cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", "team-a", "-o", "json",
+                                                check=False).stdout, 30)
+    assert json.loads(back)["data"]["ca.crt"] == ca
