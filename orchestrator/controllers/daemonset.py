@@ -10,6 +10,7 @@ from orchestrator.api.meta import controller_of, object_key, split_key
 from orchestrator.client.api import NODES, PODS, resource
 from orchestrator.controllers import actions
 from orchestrator.controllers.base import Controller
+from orchestrator.controllers.expectations import Expectations
 from orchestrator.controllers.plans.daemonset import plan
 
 
@@ -26,6 +27,7 @@ class DaemonSetController(Controller):
         self.sets.add_handler(self.enqueue, lambda old, new: self.enqueue(new), None)
         self.pods.add_handler(self._pod_event, lambda old, new: self._pod_event(new), self._pod_event)
         self.nodes.add_handler(self._node_event, self._node_changed, self._node_event)
+        self.expectations = Expectations()
 
     def _pod_event(self, pod: dict) -> None:
         self.enqueue_owner(pod, "DaemonSet")
@@ -44,10 +46,16 @@ class DaemonSetController(Controller):
         if ds is None or ds["metadata"].get("deletionTimestamp"):
             return
         namespace, _ = split_key(key)
-        now = time.time()
-        result = plan(ds, self.nodes.items(), self.pods.by_index("owner", ds["metadata"]["uid"]), now)
+        now, uid = time.time(), ds["metadata"]["uid"]
+        pods = self.pods.by_index("owner", uid)
+        if not self.expectations.satisfied(uid, pods, now):
+            self.queue.add_after(key, 1.0)  # the pod events of our last writes will bring it back sooner
+            return
+        result = plan(ds, self.nodes.items(), pods, now)
+        self.expectations.expect(uid, [], result.delete, now)
         await actions.delete_each(self.api, PODS, namespace, result.delete)
         created = await actions.create_each(self.api, PODS, namespace, result.create)
+        self.expectations.expect(uid, [p["metadata"]["name"] for p in created], result.delete, now)
         for pod in created:
             result.events.append(("Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}"))
         for name in dict.fromkeys(result.delete):

@@ -12,6 +12,7 @@ from orchestrator.api.meta import controller_of, split_key
 from orchestrator.client.api import PODS, APIStatusError, resource
 from orchestrator.controllers import actions
 from orchestrator.controllers.base import Controller, ignore_missing
+from orchestrator.controllers.expectations import Expectations
 from orchestrator.controllers.plans.job import TRACKING_FINALIZER, plan, ttl_expiry
 
 
@@ -26,6 +27,7 @@ class JobController(Controller):
         self.pods.add_index("owner", lambda p: [ref["uid"] for ref in [controller_of(p)] if ref])
         self.jobs.add_index("uid", lambda j: [j["metadata"]["uid"]])
         self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
+        self.expectations = Expectations()
         self.pods.add_handler(self._pod_event, lambda old, new: self._pod_event(new), self._pod_event)
 
     def _pod_event(self, pod: dict) -> None:
@@ -52,13 +54,18 @@ class JobController(Controller):
                 return
             self.queue.add_after(key, expiry - now)
         pods = self.pods.by_index("owner", job["metadata"]["uid"])
+        if not self.expectations.satisfied(job["metadata"]["uid"], pods, now):
+            self.queue.add_after(key, 1.0)  # the pod events of our last writes will bring it back sooner
+            return
         result = plan(job, pods, now)
         # finished pods are recorded in the status before their finalizers go: nothing counted twice or lost
         await actions.write_status(self.api, self.jobs_resource, job, result.status)
         for name in result.remove_finalizer:
             await self.drop_finalizer(namespace, name)
+        self.expectations.expect(job["metadata"]["uid"], [], result.delete, now)
         await actions.delete_each(self.api, PODS, namespace, result.delete)
-        await actions.create_each(self.api, PODS, namespace, result.create)
+        created = await actions.create_each(self.api, PODS, namespace, result.create)
+        self.expectations.expect(job["metadata"]["uid"], [p["metadata"]["name"] for p in created], result.delete, now)
         if result.create:
             result.events.append(("Normal", "SuccessfulCreate",
                                   f"Created pod(s) {len(result.create)} for job {job['metadata']['name']}"))
