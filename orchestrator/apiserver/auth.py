@@ -33,7 +33,7 @@ ROLE_OF_GROUP = {
     "ketch:proxies": "proxy",
 }
 NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "secrets", "nodes", "namespaces",
-              "leases"}
+              "leases", "persistentvolumeclaims", "persistentvolumes"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,8 @@ def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
             (r.resource == "pods" and r.subresource in ("binding", "status"))
             or r.resource == "bindings"
             or r.resource == "events"
+            # VolumeBinding writes the chosen node into WaitForFirstConsumer claims
+            or (r.resource == "persistentvolumeclaims" and r.verb in ("patch", "update"))
             or (r.resource == "leases" and r.namespace == "kube-system")
         )
     if role == "proxy":

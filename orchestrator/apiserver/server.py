@@ -221,9 +221,7 @@ class APIServer:
         if route.subresource == "eviction":
             if verb != "create":
                 raise errors.method_not_allowed()
-            budgets, _, _ = await self.store.list(BY_PATH[("policy", "v1", "poddisruptionbudgets")], route.namespace,
-                                                  resource_version="0")
-            return await self.writes.evict(request, route, budgets)
+            return await self.writes.evict(request, route)
         if route.subresource in ("binding", "log", "scale"):
             serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": self.writes.scale}[route.subresource]
             return await serve(request, route)
