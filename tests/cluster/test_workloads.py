@@ -98,7 +98,7 @@ def test_a_statefulset_pod_comes_back_with_its_claim_and_the_file_it_wrote(clust
     assert volumes.count("local-path") == 2 and "default/data-store-1" in volumes, volumes
 
     before = cluster.pod("store-1")
-    cluster.kubectl("delete", "pod", "store-1", "--wait=true", timeout=60)
+    cluster.kubectl("delete", "pod", "store-1", "--wait=false")  # kubernetes#135562: see tests/control
     after = cluster.wait(lambda: (lambda p: p if p and p["metadata"]["uid"] != before["metadata"]["uid"]
                                   and p["status"].get("phase") == "Running" else None)(cluster.pod("store-1")), 90,
                          "store-1 back and Running")

@@ -6,7 +6,6 @@ back as Status objects before the upgrade."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import trio
@@ -14,6 +13,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from wsproto.events import BytesMessage, CloseConnection
 
+from kvstore.local_cluster import free_port
 from orchestrator.kubelet.runtime import execs
 from orchestrator.kubelet.streams import StreamTargetError
 from orchestrator.metrics import answer_lifespan
@@ -39,12 +39,6 @@ class HostStreams:
         if port not in self.port_targets:
             raise StreamTargetError(500, "InternalError", f"error forwarding port {port} to pod {name}: refused")
         return await trio.open_tcp_stream("127.0.0.1", self.port_targets[port])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
