@@ -358,6 +358,34 @@ def test_names_resolve_from_a_pod_and_a_headless_service_gives_the_pods(lab):
     assert addresses(headless_answer) == {p["status"]["podIP"] for p in web.values()}, headless_answer
 
 
+def test_a_statefulset_pod_has_a_stable_dns_name_under_its_headless_service(lab):
+    """web-0.web.default.svc.cluster.local, issue 14: each StatefulSet pod's own name resolves, and
+    follows the pod when it is replaced (same name, the new pod's address)."""
+    apply(lab, service("db", "db", clusterIP="None"),
+          {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {
+              "serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+              "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                  "terminationGracePeriodSeconds": 1, "containers": [{"name": "db", **web_container()}]}}}})
+    try:
+        db = wait_for(lambda: ready_pods(lab, "db", 2), READY_S, "2 ready db pods")
+        log = client_pod(lab, "worker-1", "nslookup db-0.db.default.svc.cluster.local; echo ==; "
+                         "echo got $(timeout 3 wget -qO- http://db-1.db)")
+        answer, fetched = log.split("==")
+        assert re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", answer, re.M) == [
+            db["db-0"]["status"]["podIP"]], answer
+        assert fetched.split() == ["got", "db-1"], log
+
+        kubectl(lab, "delete", "pod", "db-0", "--wait=false")  # kubernetes#135562: see tests/control
+        back = wait_for(lambda: (lambda ready: ready if ready and ready["db-0"]["metadata"]["uid"] !=
+                                 db["db-0"]["metadata"]["uid"] else None)(ready_pods(lab, "db", 2)),
+                        READY_S, "a new db-0 ready")
+        log = client_pod(lab, "worker-2", "nslookup db-0.db.default.svc.cluster.local")
+        assert re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", log, re.M) == [
+            back["db-0"]["status"]["podIP"]], log
+    finally:
+        kubectl(lab, "delete", "statefulset,service", "db", "--wait=false")
+
+
 def _removal_after(lab, app: str, change, final) -> float:
     """Run HTTP_CLIENT on worker-1 against the app's Service while `change` happens, until the
     EndpointSlice's ready pods satisfy `final`; return the longest time from a pod leaving the
