@@ -90,7 +90,8 @@ class KubeletLab:
         pki = self.pki
         self.control["controller-manager"] = self.lab.start(h1, "controller-manager", KETCH + [
             "controller-manager", "--kubeconfig", str(pki / "controller-manager.kubeconfig"),
-            "--node-monitor-grace-seconds", "8", "--local-path-root", str(self.work / "local-path")])
+            "--node-monitor-grace-seconds", "8", "--local-path-root", str(self.work / "local-path"),
+            "--horizontal-pod-autoscaler-sync-seconds", "5"])
         self.control["scheduler"] = self.lab.start(h1, "scheduler", KETCH + [
             "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig")])
 
