@@ -5,6 +5,8 @@ rolled to a new image; a StatefulSet created in order with stable names; node ma
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 DAEMONSET = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {
     "selector": {"matchLabels": {"app": "agent"}},
@@ -167,3 +169,50 @@ def test_every_namespace_gets_a_default_service_account_and_the_cluster_ca_confi
     back = cluster.wait(lambda: cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", "team-a", "-o", "json",
                                                 check=False).stdout, 30)
     assert json.loads(back)["data"]["ca.crt"] == ca
+
+
+def hollow_job(name: str, completions: int, parallelism: int, run_s: float, **spec) -> dict:
+    """A Job whose pods a hollow node finishes after run_s (exit 0)."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {
+        "completions": completions, "parallelism": parallelism, **spec,
+        "template": {"metadata": {"annotations": {"ketch.dev/hollow-run-seconds": str(run_s)}},
+                     "spec": {"restartPolicy": "Never", "containers": [{"name": "work", "image": "busybox"}]}}}}
+
+
+def test_a_controller_manager_killed_mid_way_loses_no_completion_and_duplicates_nothing(cluster):
+    """Issue 14: SIGKILL the leading controller manager while a Job, an Indexed Job and a
+    StatefulSet are half done; the standby takes over and each ends exactly as without the kill."""
+    pki = cluster.plane.pki_dir
+    standby = cluster.component("controller-manager", "--kubeconfig", str(pki / "controller-manager.kubeconfig"),
+                                "--node-monitor-grace-seconds", "4", "--pod-eviction-seconds", "2")
+    leader = cluster.leader_process("kube-controller-manager", not_among=(standby,))
+    ordinals = {**STATEFULSET, "metadata": {"name": "ordinals"}, "spec": {
+        **STATEFULSET["spec"], "serviceName": "ordinals", "replicas": 6, "selector": {"matchLabels": {"app": "ord"}},
+        "template": {"metadata": {"labels": {"app": "ord"}},
+                     "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}}}
+    for manifest in (hollow_job("steady", 30, 5, 2), hollow_job("numbered", 12, 3, 2, completionMode="Indexed")):
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    cluster.wait(lambda: cluster.json("get", "job", "steady").get("status", {}).get("succeeded", 0) >= 8, 60)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(ordinals))  # the set's first pods, not all six
+    cluster.wait(lambda: live(cluster, "app=ord"), 30, 0.1)
+    os.kill(leader.pid, signal.SIGKILL)  # no clean release: the standby waits out the lease
+    cluster.leader_process("kube-controller-manager", not_among=(leader,))
+
+    for name in ("steady", "numbered"):
+        done = cluster.kubectl("wait", "--for=condition=complete", f"job/{name}", "--timeout=90s", timeout=120)
+        assert "condition met" in done.stdout
+    steady = cluster.json("get", "job", "steady")["status"]
+    assert steady["succeeded"] == 30 and not steady.get("failed"), steady  # no completion lost
+    assert not (steady.get("uncountedTerminatedPods") or {}).get("succeeded"), steady
+    made = cluster.pods("batch.kubernetes.io/job-name=steady")
+    assert len(made) == 30 and all(p["status"]["phase"] == "Succeeded" for p in made), len(made)  # none twice
+    numbered = cluster.json("get", "job", "numbered")["status"]
+    assert numbered["succeeded"] == 12 and numbered.get("completedIndexes") == "0-11", numbered
+    indexes = sorted(int(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
+                     for p in cluster.pods("batch.kubernetes.io/job-name=numbered"))
+    assert indexes == list(range(12)), indexes  # each index ran once
+
+    status = cluster.kubectl("rollout", "status", "sts/ordinals", "--timeout=90s", timeout=120)
+    assert "roll out complete" in status.stdout
+    names = sorted(p["metadata"]["name"] for p in live(cluster, "app=ord"))
+    assert names == [f"ordinals-{i}" for i in range(6)], names  # no extra ordinal
