@@ -57,6 +57,12 @@ def test_orchestrator_api_is_pure_standard_library():
     assert offenders(sources("orchestrator/api"), foreign) == []
 
 
+def test_the_container_shim_needs_only_the_standard_library():
+    """The kubelet starts it as a file in isolated mode (`python -I -S shim.py`), without site-packages."""
+    shim = ROOT / "orchestrator/kubelet/runtime/shim.py"
+    assert offenders([shim], lambda n: n.split(".")[0] not in sys.stdlib_module_names | {"__future__"}) == []
+
+
 def test_nothing_outside_the_api_server_imports_it():
     outside = [p for p in sources("orchestrator", "netproxy", "kvstore", "bench")
                if "apiserver" not in p.relative_to(ROOT).parts and p != ROOT / "orchestrator" / "cli.py"]
