@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
     api.add_argument("--kubelet-client-key")
     api.add_argument("--kubelet-certificate-authority", help="CA of the kubelets' serving certificates (default: "
                      "ca.crt beside --tls-cert, if there; none: not verified)")
+    api.add_argument("--service-account-key-file", help="ECDSA P-256 private key (PEM) that signs and checks "
+                     "ServiceAccount tokens; every API server of a cluster needs the same one (default: sa.key "
+                     "beside --tls-cert, if there; none: no tokens are issued, accepted or mounted into pods)")
     api.set_defaults(func=run_apiserver)
 
 
@@ -59,7 +62,22 @@ def _settings(args):
                                        args.kubelet_certificate_authority)
     except (OSError, ValueError) as err:
         raise Config(f"--kubelet-client-certificate/-key or --kubelet-certificate-authority: {err}") from None
-    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds, kubelet)
+    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds, kubelet,
+                    _service_account_key(args))
+
+
+def _service_account_key(args):
+    from orchestrator.apiserver.serviceaccounts import load_key
+    given = args.service_account_key_file
+    path = Path(given) if given else Path(args.tls_cert).parent / "sa.key"
+    if not given and not path.is_file():
+        log.warning("event=no_service_account_key detail=%r", "no --service-account-key-file and no sa.key beside "
+                    "--tls-cert: service account tokens are not issued, accepted or mounted into pods")
+        return None
+    try:
+        return load_key(path.read_bytes())
+    except (OSError, ValueError, TypeError) as err:
+        raise Config(f"--service-account-key-file {path}: {err}") from None
 
 
 def run_apiserver(args) -> int:
