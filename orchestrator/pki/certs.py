@@ -59,6 +59,8 @@ def _names(host: str) -> list[x509.GeneralName]:
         x509.DNSName("localhost"),
         x509.DNSName("kubernetes"),
         x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),  # how pods name the API (kubeadm's names)
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
     ]
