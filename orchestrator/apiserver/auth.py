@@ -19,7 +19,8 @@ A user's role comes from its groups:
 |   system:serviceaccount:NS:NAME, |   | and get that Namespace: as if Kubernetes' `view` ClusterRole were bound |
 |   a ServiceAccount token) |   | to the account by a RoleBinding in its own namespace |
 
-Everyone authenticated may create a SelfSubjectAccessReview (`kubectl auth can-i`).
+Everyone authenticated may create a SelfSubjectAccessReview (`kubectl auth can-i`) and a
+SelfSubjectReview (`kubectl auth whoami`).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Request:
 
 def allowed(user: User, request: Request, pod_node: str | None = None) -> bool:
     """pod_node: for a pod request by a node, the node the pod is bound to (the caller looks it up)."""
-    if request.resource == "selfsubjectaccessreviews":
+    if request.resource in ("selfsubjectaccessreviews", "selfsubjectreviews"):
         return request.verb == "create"
     return any(_role_allows(role, request, pod_node) for role in user.roles)
 

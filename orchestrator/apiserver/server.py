@@ -215,6 +215,12 @@ class APIServer:
         await self.authorize(request, route, verb)
         if resource.plural == "selfsubjectaccessreviews":
             return await self.access_review(request)
+        if resource.plural == "selfsubjectreviews":  # kubectl auth whoami
+            user = request.user
+            return await request.json(201, {
+                "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": None}, "status": {"userInfo": {
+                    "username": user.name, "uid": user.uid, "groups": [*user.groups, "system:authenticated"]}}})
         verbs = self.verbs
         if resource.plural == "bindings":
             body = await request.body_object()

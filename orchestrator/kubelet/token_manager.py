@@ -51,7 +51,9 @@ class TokenManager:
             except (APIStatusError, Unreachable, TokenUnavailable, ValueError) as err:
                 if len(self.failures) >= MAX_TOKENS:
                     self.failures.clear()  # only messages for lookup to tell: losing them is harmless
-                self.failures[key] = str(err)
+                # the API server's own words, as Kubernetes' kubelet reports them
+                self.failures[key] = err.status.get("message") or str(err) if isinstance(err, APIStatusError) \
+                    else str(err)
                 log.warning("event=token_request_failed pod=%s/%s account=%s kept=%s error=%s",
                             pod["metadata"]["namespace"], pod["metadata"]["name"], source.service_account,
                             sa_token.usable(held, self.clock()), err)

@@ -254,6 +254,9 @@ def test_create_token_and_use_it_as_the_service_account(plane):
     assert answers == {("list", "pods", "-n", "shop"): "yes", ("watch", "deployments", "-n", "shop"): "yes",
                        ("get", "secrets", "-n", "shop"): "no", ("create", "pods", "-n", "shop"): "no",
                        ("list", "pods", "-n", "default"): "no", ("list", "nodes"): "no"}
+    whoami = as_robot("auth", "whoami", "-o", "json")
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == "system:serviceaccount:shop:robot"
+    assert "system:serviceaccounts:shop" in as_robot("auth", "whoami").stdout
     bad = plane.kubectl("get", "pods", "-n", "shop", f"--token={token[:-4]}AAAA", check=False)
     assert "error: You must be logged in to the server (Unauthorized)" in bad.stderr
 

@@ -436,6 +436,23 @@ async def test_a_pod_gets_a_token_bound_to_it_that_lists_its_namespace_until_the
             assert gone.value.code == 401
 
 
+async def test_a_pod_whose_account_is_missing_waits_for_its_token_and_starts_once_the_account_exists(plane, runtime,
+                                                                                                      tmp_path):
+    async with kubelet_running(plane, runtime, tmp_path, free_port()), admin(plane) as api:
+        await api.create(PODS, "default", pod_body("waiter", {"name": "c", "image": "busybox",
+                                                             "command": ["sleep", "300"]}, serviceAccountName="late"))
+
+        async def told():
+            described = (await kubectl(plane, "describe", "pod", "waiter")).stdout
+            return described if 'failed to fetch token: serviceaccounts "late" not found' in described else None
+        described = await wait_for(told)
+        assert "FailedMount" in described and runtime.started == []
+        await kubectl(plane, "create", "serviceaccount", "late")
+        assert await wait_for(lambda: _phase(api, "waiter", "Running"), timeout_s=60)
+        await api.delete(PODS, "default", "waiter")
+        await wait_for(lambda: _gone(api, "waiter"))
+
+
 async def _changed(path, old: str) -> str | None:
     text = path.read_text() if path.exists() else old
     return text if text != old else None

@@ -38,7 +38,8 @@ TYPE_META = [
     F(None, "kind", "string", "The kind of this object, in CamelCase."),
 ]
 # Kinds that are only ever sent, never listed (requests and answers of one call).
-NOT_LISTED = {"Binding", "Scale", "Eviction", "SelfSubjectAccessReview", "DeleteOptions", "Status", "TokenRequest"}
+NOT_LISTED = {"Binding", "Scale", "Eviction", "SelfSubjectAccessReview", "DeleteOptions", "Status", "TokenRequest",
+              "SelfSubjectReview"}
 
 _MODULES = (meta, core, core_pod, core_container, core_volume, apps, batch, autoscaling, discovery, coordination,
             events, policy, storage, authorization, authentication)
