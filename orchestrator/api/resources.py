@@ -66,7 +66,7 @@ RESOURCES: list[Resource] = [
     Resource("", "v1", "events", "Event", True, ("ev",)),
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     Resource("", "v1", "secrets", "Secret", True),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), subresources=("token",)),
     Resource("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), subresources=("status",)),
     Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), subresources=("status",)),
     Resource("", "v1", "podtemplates", "PodTemplate", True),
@@ -81,6 +81,8 @@ RESOURCES: list[Resource] = [
     Resource("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), stored=False),
     Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
              verbs=("create",), stored=False),
+    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",),
+             stored=False),
     Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("hpa",), ("all",),
              ("status",)),
     Resource("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("hpa",), ("all",),
@@ -142,4 +144,6 @@ def subresource_info(resource: Resource, name: str) -> Subresource:
         return Subresource(name, options[name], verbs=["create", "get"])
     if name == "eviction":
         return Subresource("eviction", "Eviction", "policy", "v1", verbs=["create"])
+    if name == "token":  # POST serviceaccounts/NAME/token (TokenRequest), as Kubernetes' discovery lists it
+        return Subresource("token", "TokenRequest", "authentication.k8s.io", "v1", verbs=["create"])
     return Subresource(name, resource.kind, resource.group, resource.version)

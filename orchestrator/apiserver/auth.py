@@ -12,9 +12,15 @@ A user's role comes from its groups:
 |   |   | itself; deleting one is the node and cloud controllers' job, as Kubernetes' node-controller) |
 | ketch:proxies | proxy | read services, endpoints, endpointslices, nodes, pods; write events |
 | system:nodes (user system:node:NAME) | node:NAME | read what a kubelet reads; write only its own Node, |
-|   |   | its Lease, events, and the status and deletion of pods bound to it |
+|   |   | its Lease, events, and the status and deletion of pods bound to it; create tokens |
+|   |   | (serviceaccounts/token) only bound to a pod bound to it (Kubernetes' node authorizer |
+|   |   | and NodeRestriction: node_token_refusal, checked on the request body) |
+| system:serviceaccounts (user | serviceaccount:NS | get, list, watch everything but Secrets in namespace NS, |
+|   system:serviceaccount:NS:NAME, |   | and get that Namespace: as if Kubernetes' `view` ClusterRole were bound |
+|   a ServiceAccount token) |   | to the account by a RoleBinding in its own namespace |
 
-Everyone authenticated may create a SelfSubjectAccessReview (`kubectl auth can-i`).
+Everyone authenticated may create a SelfSubjectAccessReview (`kubectl auth can-i`) and a
+SelfSubjectReview (`kubectl auth whoami`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ ROLE_OF_GROUP = {
     "ketch:controllers": "controller",
     "ketch:proxies": "proxy",
 }
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "secrets", "nodes", "namespaces",
               "leases", "persistentvolumeclaims", "persistentvolumes"}
 
@@ -47,7 +54,17 @@ class User:
         roles = {ROLE_OF_GROUP[g] for g in self.groups if g in ROLE_OF_GROUP}
         if "system:nodes" in self.groups and self.name.startswith("system:node:"):
             roles.add("node:" + self.name[len("system:node:") :])
+        if "system:serviceaccounts" in self.groups and self.name.startswith(SERVICE_ACCOUNT_PREFIX):
+            namespace = self.name[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")[0]
+            roles.add("serviceaccount:" + namespace)
         return roles
+
+    @property
+    def node(self) -> str | None:
+        """The node a kubelet's user acts for, if it is only a node (admins and controllers are not
+        held to the node rules)."""
+        nodes = [r[len("node:") :] for r in self.roles if r.startswith("node:")]
+        return nodes[0] if nodes and not self.roles & {"admin", "controller"} else None
 
 
 class TokenFileError(Exception):
@@ -69,10 +86,18 @@ def load_tokens(path: Path) -> dict[str, User]:
     return tokens
 
 
-def authenticate(tokens: dict[str, User], header: str | None) -> User | None:
+def bearer_token(header: str | None) -> str | None:
     if not header or not header.startswith("Bearer "):
         return None
-    offered = header[len("Bearer ") :].strip().encode()
+    return header[len("Bearer ") :].strip()
+
+
+def authenticate(tokens: dict[str, User], header: str | None) -> User | None:
+    """The static token's user (service account tokens are checked by the API server: tokens.py)."""
+    token = bearer_token(header)
+    if token is None:
+        return None
+    offered = token.encode()
     for token, user in tokens.items():  # compare each in constant time
         if hmac.compare_digest(token.encode(), offered):
             return user
@@ -90,7 +115,7 @@ class Request:
 
 def allowed(user: User, request: Request, pod_node: str | None = None) -> bool:
     """pod_node: for a pod request by a node, the node the pod is bound to (the caller looks it up)."""
-    if request.resource == "selfsubjectaccessreviews":
+    if request.resource in ("selfsubjectaccessreviews", "selfsubjectreviews"):
         return request.verb == "create"
     return any(_role_allows(role, request, pod_node) for role in user.roles)
 
@@ -128,8 +153,16 @@ def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
         return (r.verb in READ and r.resource in ("services", "endpoints", "endpointslices", "nodes", "pods")) or (
             r.resource == "events" and r.verb in ("create", "patch", "update")
         )
+    if role.startswith("serviceaccount:"):
+        namespace = role[len("serviceaccount:") :]
+        if r.verb not in READ or r.resource == "secrets":
+            return False
+        # a RoleBinding reaches the objects of its namespace, and the Namespace object itself
+        return r.namespace == namespace or (r.resource == "namespaces" and r.name == namespace and r.verb == "get")
     if role.startswith("node:"):
         node = role[len("node:") :]
+        if r.resource == "serviceaccounts" and r.subresource == "token":
+            return r.verb == "create"  # which pod the token is bound to: node_token_refusal, on the body
         if r.verb in READ:
             return r.resource in NODE_READS
         if r.resource == "nodes":
@@ -141,3 +174,21 @@ def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
         if r.resource == "pods":
             return pod_node == node and (r.subresource == "status" or (r.subresource is None and r.verb == "delete"))
     return False
+
+
+def node_token_refusal(node: str, bound_kind: str, bound_name: str, bound_uid: str, pod: dict | None) -> str | None:
+    """Why a kubelet may not have this token, or None. Kubernetes' NodeRestriction admission: a
+    node's TokenRequest must be bound to a pod (with its uid) that is scheduled on that node. `pod`
+    is the bound pod as the caller found it (None: not found, which the token request answers 404)."""
+    if bound_kind != "Pod" or not bound_name:
+        return "node requested token not bound to a pod"
+    if not bound_uid:
+        return "node requested token with a pod binding without a uid"
+    if pod is None:
+        return None
+    if pod["metadata"].get("uid") != bound_uid:
+        return (f"the UID in the bound object reference ({bound_uid}) does not match the UID in record. "
+                "The object might have been deleted and then recreated")
+    if (pod.get("spec") or {}).get("nodeName") != node:
+        return "node requested token bound to a pod scheduled on a different node"
+    return None

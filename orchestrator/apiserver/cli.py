@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
     api.add_argument("--kubelet-client-key")
     api.add_argument("--kubelet-certificate-authority", help="CA of the kubelets' serving certificates (default: "
                      "ca.crt beside --tls-cert, if there; none: not verified)")
+    api.add_argument("--service-account-key-file", help="ECDSA P-256 private key (PEM) that signs and checks "
+                     "ServiceAccount tokens; every API server of a cluster needs the same one (default: sa.key "
+                     "beside --tls-cert, if there; none: no tokens are issued, accepted or mounted into pods)")
     api.set_defaults(func=run_apiserver)
 
 
@@ -59,7 +62,22 @@ def _settings(args):
                                        args.kubelet_certificate_authority)
     except (OSError, ValueError) as err:
         raise Config(f"--kubelet-client-certificate/-key or --kubelet-certificate-authority: {err}") from None
-    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds, kubelet)
+    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds, kubelet,
+                    _service_account_key(args))
+
+
+def _service_account_key(args):
+    from orchestrator.apiserver.serviceaccounts import load_key
+    given = args.service_account_key_file
+    path = Path(given) if given else Path(args.tls_cert).parent / "sa.key"
+    if not given and not path.is_file():
+        log.warning("event=no_service_account_key detail=%r", "no --service-account-key-file and no sa.key beside "
+                    "--tls-cert: service account tokens are not issued, accepted or mounted into pods")
+        return None
+    try:
+        return load_key(path.read_bytes())
+    except (OSError, ValueError, TypeError) as err:
+        raise Config(f"--service-account-key-file {path}: {err}") from None
 
 
 def run_apiserver(args) -> int:
@@ -122,6 +140,13 @@ async def serve(args, settings, tokens, kv_token: str) -> None:
             config.graceful_timeout = 1.0
             config.keep_alive_timeout = 75
             config.alpn_protocols = ["http/1.1"]
+            # Hypercorn's ciphers (ECDHE + AES-GCM) at security level 0: busybox wget, what pods have,
+            # offers ECDHE-ECDSA-AES128-GCM-SHA256 but no signature_algorithms extension, so by RFC
+            # 5246 section 7.4.1.4.1 the key exchange must be signed with SHA-1, which OpenSSL 3 refuses
+            # at its default level ("no shared cipher"). Go's TLS, kube-apiserver's, accepts such
+            # clients too. Clients that send the extension (kubectl, curl, Python) still get SHA-256
+            # or TLS 1.3, whose suites this setting does not touch.
+            config.ciphers = "ECDHE+AESGCM:@SECLEVEL=0"
             stop = trio.Event()
             token = trio.lowlevel.current_trio_token()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -28,8 +28,9 @@ from orchestrator.apiserver.request import JSON, Request, Route
 from orchestrator.apiserver.storage import Store
 from orchestrator.apiserver.streams import STREAM_SUBRESOURCES, WebSocketRequest
 from orchestrator.apiserver.streams import serve as serve_stream
+from orchestrator.apiserver.tokens import ServiceAccountTokens
 from orchestrator.apiserver.watch import serve_watch
-from orchestrator.apiserver.writes import Writes
+from orchestrator.apiserver.writes import Writes, directive_of
 from orchestrator.metrics import Counter, Registry, answer_lifespan
 from orchestrator.streaming.asgi import WebSocket
 
@@ -45,6 +46,7 @@ class Settings:
     max_in_flight: int = 400
     bookmark_interval_s: float = 10.0
     kubelet: KubeletClient = field(default_factory=KubeletClient)
+    service_account_key: object = None  # signs and checks ServiceAccount tokens (tokens.py); None: no tokens
 
 
 @dataclass
@@ -57,7 +59,8 @@ class APIServer:
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
         self.verbs = Verbs(self.store, self.allocator, self.settings.kubelet)
-        self.writes = Writes(self.store, self.allocator)
+        self.service_accounts = ServiceAccountTokens(self.store, self.settings.service_account_key)
+        self.writes = Writes(self.store, self.allocator, self.service_accounts.admit_pod)
         self.metrics = Registry()
         self.requests_total = Counter("ketch_apiserver_requests_total", "Requests answered, by HTTP status.",
                                       ["code"], registry=self.metrics)
@@ -114,7 +117,10 @@ class APIServer:
         path = request.path.rstrip("/") or "/"
         if path in ("/healthz", "/livez", "/readyz"):
             return await request.reply(200, b"ok", "text/plain")
-        user = auth.authenticate(self.tokens, request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        user = auth.authenticate(self.tokens, header)
+        if user is None and auth.bearer_token(header):
+            user = await self.service_accounts.authenticate(auth.bearer_token(header))
         if user is None:
             raise errors.unauthorized()
         request.user = user
@@ -209,6 +215,12 @@ class APIServer:
         await self.authorize(request, route, verb)
         if resource.plural == "selfsubjectaccessreviews":
             return await self.access_review(request)
+        if resource.plural == "selfsubjectreviews":  # kubectl auth whoami
+            user = request.user
+            return await request.json(201, {
+                "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": None}, "status": {"userInfo": {
+                    "username": user.name, "uid": user.uid, "groups": [*user.groups, "system:authenticated"]}}})
         verbs = self.verbs
         if resource.plural == "bindings":
             body = await request.body_object()
@@ -222,6 +234,10 @@ class APIServer:
             if verb != "create":
                 raise errors.method_not_allowed()
             return await self.writes.evict(request, route)
+        if route.subresource == "token":
+            if verb != "create":
+                raise errors.method_not_allowed()
+            return await self.service_accounts.create(request, route, directive_of(request))
         if route.subresource in ("binding", "log", "scale"):
             serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": self.writes.scale}[route.subresource]
             return await serve(request, route)

@@ -84,8 +84,9 @@ def _same(a: dict, b: dict) -> bool:
 
 
 class Writes:
-    def __init__(self, store: Store, allocator: Allocator) -> None:
-        self.store, self.allocator = store, allocator
+    def __init__(self, store: Store, allocator: Allocator, admit_pod=None) -> None:
+        """admit_pod: an async hook changing a pod being created (the ServiceAccount admission)."""
+        self.store, self.allocator, self.admit_pod = store, allocator, admit_pod
 
     async def send(self, request: Request, resource: Resource, obj: dict, status: int = 200) -> None:
         await send_object(request, resource, obj, status)
@@ -107,6 +108,8 @@ class Writes:
         obj = objects.prepare_create(owner, body, route.namespace)
         if route.namespace is not None:
             await self.require_namespace(route.namespace)
+        if owner.kind == "Pod" and self.admit_pod is not None:
+            await self.admit_pod(obj)
         admission.apply_defaults(owner, obj)
         admission.validate(owner, obj)
         obj["metadata"]["managedFields"] = mf.encode(managed(obj))

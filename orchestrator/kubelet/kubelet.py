@@ -46,6 +46,7 @@ from orchestrator.kubelet.plan import plan
 from orchestrator.kubelet.pleg import ContainerCache
 from orchestrator.kubelet.podworker import PodActions, PodRecord
 from orchestrator.kubelet.probers import ProbeWorkers
+from orchestrator.kubelet.token_manager import TokenManager
 from orchestrator.metrics import Counter, Histogram, Registry
 
 log = logging.getLogger("ketch.kubelet")
@@ -113,6 +114,7 @@ class Kubelet:
         self.events = EventRecorder(api, "kubelet")
         self.cache = ContainerCache(lambda: self.runtime_call("list_containers"), self.queue.add)
         self.actions = PodActions(self)
+        self.tokens = TokenManager(api)
         self.recent_events: dict[tuple[str, str, str], float] = {}
         self.probes = ProbeWorkers(runtime, self.queue.add,
                                    lambda pod, name, message: self.event(pod, "Warning", "Unhealthy", message))
@@ -381,6 +383,7 @@ class Kubelet:
 
     def _forget(self, uid: str) -> None:
         self.records.pop(uid, None)
+        self.tokens.forget(uid)
         self.probes.forget_pod(uid)
 
     def _admit(self, record: PodRecord, pod: dict, observed: list) -> None:

@@ -159,10 +159,12 @@ class PodActions:
         dirs = self.volume_dirs(record, pod_volumes)
         facts = self.k.pod_facts(record.net.ip if record.net else "")
         limit = containerconfig.pod_resources(pod).memory_limit_bytes
+        await self.k.tokens.ensure(pod)  # projected serviceAccountToken sources: fetched or renewed when due
+        tokens = self.k.tokens.lookup_for(pod)
         for name, volume in pod_volumes.items():
             directory = Path(dirs[name])
             if volume.kind in volumes.API_DATA:
-                files = volumes.api_files(volume, pod, facts, self.k.configmap, self.k.secret)
+                files = volumes.api_files(volume, pod, facts, self.k.configmap, self.k.secret, tokens)
                 for warning in files.warnings:
                     self.event(record, "Warning", "FailedMount", warning)
                 await trio.to_thread.run_sync(volume_disk.write_atomically, directory, files.entries)

@@ -3,7 +3,8 @@ mounts it (pure; atomic_writer.py and the pod worker touch the disk).
 
 Rules kept (Kubernetes' volume plugins and validation):
 - Supported: emptyDir (medium "" or Memory, the latter a tmpfs), configMap, secret,
-  downwardAPI, projected (configMap, secret and downwardAPI sources), hostPath and
+  downwardAPI, projected (configMap, secret, downwardAPI and serviceAccountToken sources: the
+  token comes from the caller's `tokens` lookup, sa_token.py says which), hostPath and
   persistentVolumeClaim (the bound volume's directory on this node, made if missing, as the
   local-path provisioner's volumes are; a claim not yet bound is waited for). Anything else
   is refused with a message naming the volume, before the host is touched.
@@ -33,6 +34,7 @@ from orchestrator.kubelet.envvars import (
     field_value,
     resource_value,
 )
+from orchestrator.kubelet.sa_token import TokenSource, source_of
 
 DEFAULT_MODE = 0o644
 PLUGIN_DIRS = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
@@ -42,6 +44,13 @@ SUPPORTED = (*PLUGIN_DIRS, "hostPath", "persistentVolumeClaim")
 API_DATA = ("configMap", "secret", "downwardAPI", "projected")
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
                    "BlockDevice")
+
+
+class TokenUnavailable(Exception):
+    """The tokens lookup has no token for a source (yet): the pod waits and tries again."""
+
+
+TokenLookup = Callable[[TokenSource], bytes]  # the token's bytes, or TokenUnavailable
 
 
 class VolumeError(ValueError):
@@ -219,7 +228,20 @@ def _downward_files(volume: str, pod: dict, items: list, facts: PodFacts, defaul
                                                                   f'volume "{volume}"')))
 
 
-def api_files(volume: Volume, pod: dict, facts: PodFacts, configmaps: Lookup, secrets: Lookup) -> Files:
+def _token_file(volume: str, pod: dict, spec: dict, tokens: TokenLookup | None, default_mode: int,
+                out: Files) -> None:
+    source = source_of(pod, spec)
+    path = descending_path(source.path, f'volume "{volume}" serviceAccountToken path')
+    if tokens is None:
+        raise VolumeError(volume, "failed to fetch token: this kubelet has no token source", permanent=False)
+    try:
+        out.entries.append(FileEntry(path, tokens(source), default_mode))
+    except TokenUnavailable as err:
+        raise VolumeError(volume, f"failed to fetch token: {err}", permanent=False) from None
+
+
+def api_files(volume: Volume, pod: dict, facts: PodFacts, configmaps: Lookup, secrets: Lookup,
+              tokens: TokenLookup | None = None) -> Files:
     """The files of a configMap, secret, downwardAPI or projected volume, with their modes."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
     out = Files()
@@ -241,6 +263,8 @@ def api_files(volume: Volume, pod: dict, facts: PodFacts, configmaps: Lookup, se
                     _object_files(volume.name, "Secret", source["secret"], secrets, namespace, default_mode, out)
                 elif source.get("downwardAPI") is not None:
                     _downward_files(volume.name, pod, source["downwardAPI"].get("items"), facts, default_mode, out)
+                elif source.get("serviceAccountToken") is not None:
+                    _token_file(volume.name, pod, source["serviceAccountToken"], tokens, default_mode, out)
                 else:
                     kinds = ", ".join(source) or "nothing"
                     out.warnings.append(f'volume "{volume.name}": projected source {kinds} is not supported yet; '

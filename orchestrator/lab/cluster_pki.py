@@ -30,6 +30,8 @@ def init_cluster_pki(config: ClusterConfig, user_server: str = USER_SERVER) -> l
     if not (pki / "tokens.csv").exists():
         names = [h.address for h in config.control_planes] + [config.api_service_ip]
         written += certs.init(pki, user_server, names)
+    if not (pki / certs.SERVICE_ACCOUNT_KEY).exists():  # a PKI made before service-account tokens
+        written.append(certs.ensure_service_account_key(pki))
     kv_tokens = pki / "kv-tokens"
     if not kv_tokens.exists():
         certs._write_private(kv_tokens, (secrets.token_hex(24) + "\n").encode())

@@ -84,6 +84,7 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
                                            "--tls-cert", str(paths.pki / "apiserver.crt"),
                                            "--tls-key", str(paths.pki / "apiserver.key"),
                                            "--token-file", str(paths.pki / "tokens.csv"),
+                                           "--service-account-key-file", str(paths.pki / "sa.key"),
                                            "--service-cidr", config.service_cidr],
                              f"{a}:{ports['apiserver']}"))
         out.append(Component("scheduler", [*ketch, "scheduler", "--kubeconfig",

@@ -53,6 +53,7 @@ class LocalControlPlane:
         self.kv.wait_ready()
         if not (self.pki_dir / "tokens.csv").exists():
             pki.init(self.pki_dir, self.servers[0])
+        pki.ensure_service_account_key(self.pki_dir)
         for i in range(len(self.ports)):
             self.start_api(i)
         for port in self.ports:
@@ -69,7 +70,8 @@ class LocalControlPlane:
         return [sys.executable, "-m", "orchestrator.cli", "apiserver", "--kv-endpoints", ",".join(self.kv.endpoints),
                 "--kv-token-file", str(self.kv.token_file), "--bind", f"127.0.0.1:{self.ports[i]}",
                 "--tls-cert", str(self.pki_dir / "apiserver.crt"), "--tls-key", str(self.pki_dir / "apiserver.key"),
-                "--token-file", str(self.pki_dir / "tokens.csv")]
+                "--token-file", str(self.pki_dir / "tokens.csv"),
+                "--service-account-key-file", str(self.pki_dir / pki.SERVICE_ACCOUNT_KEY)]
 
     def start_api(self, i: int, *extra: str) -> subprocess.Popen:
         log = open(self.base_dir / f"apiserver-{i}.log", "ab")

@@ -152,7 +152,8 @@ def run_node(args) -> int:
         print(f"ketch node: {err}", file=sys.stderr)
         return 2
     paths = Paths(config.directory)
-    missing = [p for p in (paths.pki / "ca.crt", paths.pki / "tokens.csv") if not p.exists()]
+    needed = [paths.pki / "ca.crt", paths.pki / "tokens.csv"] + ([paths.pki / "sa.key"] if host.control_plane else [])
+    missing = [p for p in needed if not p.exists()]
     if missing:
         print(f"ketch node: {missing[0]} is missing: run `ketch pki init --config {args.config}` once and "
               f"copy {paths.pki} to every host", file=sys.stderr)

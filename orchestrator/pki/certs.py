@@ -4,7 +4,9 @@
     ketch pki node NAME --dir DIR
 
 `init` writes ca.crt, ca.key, apiserver.crt, apiserver.key (ECDSA P-256, with the server's host,
-localhost, 127.0.0.1 and the first service IP as names), tokens.csv (Kubernetes' static token
+localhost, 127.0.0.1 and the first service IP as names), sa.key (the service-account signing key:
+every API server of the cluster signs and checks ServiceAccount tokens with it, so they must share
+it, as kube-apiserver's --service-account-signing-key-file), tokens.csv (Kubernetes' static token
 file) with one token per role, and a kubeconfig per role: admin, viewer, scheduler,
 controller-manager, proxy. `node NAME` adds a token for system:node:NAME and writes
 node-NAME.kubeconfig; the API server rereads tokens.csv when it changes. Keys and tokens are
@@ -37,6 +39,7 @@ ROLES = {  # kubeconfig name -> (user, groups)
     "proxy": ("system:kube-proxy", "ketch:proxies"),
 }
 VALID_DAYS = 365
+SERVICE_ACCOUNT_KEY = "sa.key"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -56,6 +59,8 @@ def _names(host: str) -> list[x509.GeneralName]:
         x509.DNSName("localhost"),
         x509.DNSName("kubernetes"),
         x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),  # how pods name the API (kubeadm's names)
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
     ]
@@ -128,6 +133,7 @@ def init(directory: Path, server: str, extra_names: list[str] = ()) -> list[Path
     for extra in extra_names:
         names += [n for n in _names(extra) if n not in names]
     written = [directory / "ca.crt", directory / "ca.key"]
+    written.append(ensure_service_account_key(directory))
     written += _save(directory, "apiserver", *_issue(ca, ca_key, "kube-apiserver", names,
                                                       ExtendedKeyUsageOID.SERVER_AUTH, now))
     # the API server's client certificate towards the kubelets (logs, exec, port-forward, stats)
@@ -141,6 +147,16 @@ def init(directory: Path, server: str, extra_names: list[str] = ()) -> list[Path
         written.append(write_kubeconfig(directory, role, server, token))
     _write_tokens(directory / "tokens.csv", rows)
     return written + [directory / "tokens.csv"]
+
+
+def ensure_service_account_key(directory: Path) -> Path:
+    """The cluster's service-account signing key (ECDSA P-256, PKCS#8 PEM), made if the directory
+    has none yet (a PKI made before Ketch issued tokens gets one; an existing key is kept, since
+    replacing it would invalidate every token already handed out)."""
+    path = directory / SERVICE_ACCOUNT_KEY
+    if not path.exists():
+        _write_private(path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+    return path
 
 
 def kubelet_serving(directory: Path, node: str, address: str) -> list[Path]:

@@ -169,7 +169,11 @@ def test_delete_waits_until_the_object_is_gone(plane):
 def test_describe_pod_deployment_and_node(plane):
     plane.kubectl("run", "described", "--image=busybox:1.36", "--labels=app=described")
     pod = plane.kubectl("describe", "pod", "described").stdout
-    assert "Name:" in pod and "described" in pod and "busybox:1.36" in pod and "Status:       Pending" in pod
+    assert "Name:" in pod and "described" in pod and "busybox:1.36" in pod
+    # the account and its token volume, as kubectl describes them on a Kubernetes cluster
+    assert "Service Account:  default" in pod and "Status:           Pending" in pod
+    assert "/var/run/secrets/kubernetes.io/serviceaccount from kube-api-access-" in pod
+    assert "TokenExpirationSeconds:  3607" in pod and "ConfigMapName:           kube-root-ca.crt" in pod
     plane.kubectl("apply", "-f", "-", input=deployment("describable"))
     deploy = plane.kubectl("describe", "deploy", "describable").stdout
     assert "StrategyType:           RollingUpdate" in deploy and "2 desired" in deploy
@@ -226,3 +230,71 @@ def test_errors_read_as_kubectl_users_know_them(plane):
     assert forbidden.stderr.strip() == ('Error from server (Forbidden): deployments.apps "twice" is forbidden: '
                                         'User "viewer" cannot delete resource "deployments" in API group "apps" '
                                         'in the namespace "default"')
+
+
+def test_create_token_and_use_it_as_the_service_account(plane):
+    plane.kubectl("create", "namespace", "shop")
+    plane.kubectl("create", "serviceaccount", "robot", "-n", "shop")
+    token = plane.kubectl("create", "token", "robot", "-n", "shop").stdout.strip()
+    assert token.count(".") == 2
+
+    def as_robot(*args, server=None):
+        return plane.kubectl(*args, f"--token={token}", *([f"--server={server}"] if server else []), check=False)
+    listed = as_robot("get", "pods", "-n", "shop")
+    assert listed.returncode == 0 and "No resources found in shop namespace." in listed.stderr
+    assert as_robot("get", "pods", "-n", "shop", server=plane.servers[1]).returncode == 0  # the same key on both
+    across = as_robot("get", "pods", "-n", "default")
+    assert across.stderr.strip() == ('Error from server (Forbidden): pods is forbidden: User '
+                                     '"system:serviceaccount:shop:robot" cannot list resource "pods" in API group "" '
+                                     'in the namespace "default"')
+    assert "cannot list resource \"secrets\"" in as_robot("get", "secrets", "-n", "shop").stderr
+    answers = {args: as_robot("auth", "can-i", *args).stdout.strip() for args in [
+        ("list", "pods", "-n", "shop"), ("watch", "deployments", "-n", "shop"), ("get", "secrets", "-n", "shop"),
+        ("create", "pods", "-n", "shop"), ("list", "pods", "-n", "default"), ("list", "nodes")]}
+    assert answers == {("list", "pods", "-n", "shop"): "yes", ("watch", "deployments", "-n", "shop"): "yes",
+                       ("get", "secrets", "-n", "shop"): "no", ("create", "pods", "-n", "shop"): "no",
+                       ("list", "pods", "-n", "default"): "no", ("list", "nodes"): "no"}
+    whoami = as_robot("auth", "whoami", "-o", "json")
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == "system:serviceaccount:shop:robot"
+    assert "system:serviceaccounts:shop" in as_robot("auth", "whoami").stdout
+    bad = plane.kubectl("get", "pods", "-n", "shop", f"--token={token[:-4]}AAAA", check=False)
+    assert "error: You must be logged in to the server (Unauthorized)" in bad.stderr
+
+
+def test_pods_mount_a_token_and_tokens_bound_to_a_pod_die_with_it(plane):
+    plane.kubectl("create", "namespace", "bound")
+    plane.kubectl("create", "serviceaccount", "robot", "-n", "bound")
+    plane.kubectl("create", "serviceaccount", "other", "-n", "bound")
+    plane.kubectl("run", "holder", "-n", "bound", "--image=busybox", "--restart=Never",
+                  '--overrides={"spec": {"serviceAccountName": "robot"}}', "--", "sleep", "300")
+    pod = json.loads(plane.kubectl("get", "pod", "holder", "-n", "bound", "-o", "json").stdout)
+    volume = pod["spec"]["volumes"][0]
+    assert pod["spec"]["serviceAccount"] == "robot" and volume["name"].startswith("kube-api-access-")
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": volume["name"], "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+    bound = plane.kubectl("create", "token", "robot", "-n", "bound", "--bound-object-kind", "Pod",
+                          "--bound-object-name", "holder", "-o", "json")
+    request = json.loads(bound.stdout)
+    assert request["kind"] == "TokenRequest" and request["spec"]["boundObjectRef"]["name"] == "holder"
+    token = request["status"]["token"]
+    assert plane.kubectl("get", "pod", "holder", "-n", "bound", f"--token={token}").returncode == 0
+    failures = {
+        "no account": plane.kubectl("create", "token", "nobody", "-n", "bound", check=False).stderr.strip(),
+        "no pod": plane.kubectl("create", "token", "robot", "-n", "bound", "--bound-object-kind", "Pod",
+                                "--bound-object-name", "ghost", check=False).stderr.strip(),
+        "too short": plane.kubectl("create", "token", "robot", "-n", "bound", "--duration=5m",
+                                   check=False).stderr.strip(),
+        "another account's pod": plane.kubectl("create", "token", "other", "-n", "bound", "--bound-object-kind",
+                                               "Pod", "--bound-object-name", "holder", check=False).stderr.strip(),
+    }
+    assert failures["no account"] == 'error: failed to create token: serviceaccounts "nobody" not found'
+    assert failures["no pod"] == 'error: failed to create token: pods "ghost" not found'
+    assert failures["too short"] == ('error: failed to create token: TokenRequest.authentication.k8s.io "robot" is '
+                                     'invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration '
+                                     'less than 10 minutes')
+    assert failures["another account's pod"] == ('error: failed to create token: cannot bind token for '
+                                                 'serviceaccount "other" to pod running with different serviceaccount '
+                                                 'name.')
+    plane.kubectl("delete", "pod", "holder", "-n", "bound")  # not on a node: gone at once
+    after = plane.kubectl("get", "pods", "-n", "bound", f"--token={token}", check=False)
+    assert "error: You must be logged in to the server (Unauthorized)" in after.stderr

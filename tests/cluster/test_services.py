@@ -12,6 +12,7 @@ Service's name, as a user's would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -27,6 +28,7 @@ from orchestrator.lab import cluster as lab_cluster
 from orchestrator.lab import config as cluster_config
 from orchestrator.lab import fabric
 from orchestrator.lab.cluster_chaos import ClusterFault, LabFaults
+from orchestrator.lab.components import Paths
 from tests.cluster.ketch_lab import ketch_up, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -384,6 +386,33 @@ def test_a_statefulset_pod_has_a_stable_dns_name_under_its_headless_service(lab)
             back["db-0"]["status"]["podIP"]], log
     finally:
         kubectl(lab, "delete", "statefulset,service", "db", "--wait=false")
+
+
+API_FROM_A_POD = """cd /var/run/secrets/kubernetes.io/serviceaccount
+TOKEN=$(cat token)
+echo "namespace=$(cat namespace) api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+md5sum ca.crt
+for ns in default kube-system; do
+  echo "== $ns"
+  timeout 10 wget --no-check-certificate --header "Authorization: Bearer $TOKEN" -O- \\
+    https://kubernetes.default.svc/api/v1/namespaces/$ns/pods 2>&1
+  echo
+done
+"""
+
+
+def test_a_pod_lists_pods_of_its_namespace_with_its_token_and_is_refused_elsewhere(lab):
+    log = client_pod(lab, "worker-1", API_FROM_A_POD)
+    head, own, other = log.split("\n== ")
+    ca = (Paths(lab.config().directory).pki / "ca.crt").read_bytes()
+    assert f"namespace=default api={lab.config().api_service_ip}:443" in head, log
+    assert hashlib.md5(ca).hexdigest() in head, log  # the cluster's CA, from kube-root-ca.crt
+    assert "{" in own, log
+    listed = json.loads(own[own.index("{"):own.rindex("}") + 1])
+    assert listed["kind"] == "PodList" and any(p["metadata"]["name"].startswith("web-") for p in listed["items"])
+    assert any(p["metadata"]["name"].startswith("client-") for p in listed["items"]), log  # itself
+    # busybox prints the status line; Hypercorn sends no reason phrase after the code
+    assert "wget: server returned error: HTTP/1.1 403" in other, log
 
 
 def _removal_after(lab, app: str, change, final) -> float:

@@ -7,6 +7,7 @@ kubelet, an API server outage, `kubectl top`, and who may call the kubelet."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import ssl
@@ -17,7 +18,7 @@ import trio
 
 from kvstore.local_cluster import free_port
 from orchestrator.client import kubeconfig
-from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, resource
+from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, Unreachable, resource
 from orchestrator.client.transport import Connection
 from orchestrator.kubelet import server
 from orchestrator.kubelet.kubelet import Kubelet, Settings
@@ -40,6 +41,11 @@ def plane(tmp_path_factory):
         control.start()
         certs.add_node(control.pki_dir, NODE)
         certs.kubelet_serving(control.pki_dir, NODE, "127.0.0.1")
+        # what the controller manager (not run here) makes in every namespace: every pod mounts a
+        # token of its account and the cluster's CA, and waits for both
+        control.kubectl("create", "serviceaccount", "default")
+        control.kubectl("create", "configmap", "kube-root-ca.crt",
+                        f"--from-file=ca.crt={control.pki_dir / 'ca.crt'}")
         yield control
     finally:
         control.stop()
@@ -384,3 +390,69 @@ def _client_cert(pki, directory, common_name: str) -> ssl.SSLContext:
     context.load_cert_chain(str(directory / "c.crt"), str(directory / "c.key"))
     return context
 
+
+
+async def test_a_pod_gets_a_token_bound_to_it_that_lists_its_namespace_until_the_pod_is_gone(plane, runtime, tmp_path):
+    async with kubelet_running(plane, runtime, tmp_path, free_port()) as kubelet, admin(plane) as api:
+        await api.create(PODS, "default", pod_body("reader", {"name": "c", "image": "busybox",
+                                                             "command": ["sleep", "300"]}))
+        pod = await wait_for(lambda: _phase(api, "reader", "Running"))
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
+        directory = tmp_path / "kubelet" / "pods" / pod["metadata"]["uid"] / "volumes" / "kubernetes.io~projected" / \
+            volume["name"]
+        assert (directory / "namespace").read_text() == "default"
+        assert (directory / "ca.crt").read_bytes() == (plane.pki_dir / "ca.crt").read_bytes()
+        token = (directory / "token").read_text()
+        access = dataclasses.replace(kubeconfig.load(plane.kubeconfig()), token=token)
+        async with APIClient(access, timeout_s=5) as as_pod:
+            names = [p["metadata"]["name"] for p in (await as_pod.list(PODS, "default"))["items"]]
+            assert "reader" in names
+            with pytest.raises(APIStatusError) as refused:
+                await as_pod.list(PODS, "kube-system")
+            assert refused.value.code == 403 and 'User "system:serviceaccount:default:default" cannot list ' \
+                'resource "pods" in API group "" in the namespace "kube-system"' in str(refused.value)
+            # a renewal is a new token, as good as the first
+            kubelet.tokens.tokens = {k: dataclasses.replace(t, expires_at=t.expires_at - 3000)
+                                     for k, t in kubelet.tokens.tokens.items()}
+            kubelet.queue.add(pod["metadata"]["uid"])
+            renewed = await wait_for(lambda: _changed(directory / "token", token))
+            assert len(kubelet.tokens.tokens) == 1
+            await api.delete(PODS, "default", "reader")
+            await wait_for(lambda: _gone(api, "reader"))
+
+            async def refused_now():
+                try:
+                    await as_pod.list(PODS, "default")
+                except APIStatusError as err:
+                    return err.code == 401
+                except Unreachable:
+                    return False
+                return False
+            await wait_for(refused_now)
+        access = dataclasses.replace(access, token=renewed)
+        async with APIClient(access, timeout_s=5) as as_pod:
+            with pytest.raises(APIStatusError) as gone:
+                await as_pod.list(PODS, "default")
+            assert gone.value.code == 401
+
+
+async def test_a_pod_whose_account_is_missing_waits_for_its_token_and_starts_once_the_account_exists(plane, runtime,
+                                                                                                      tmp_path):
+    async with kubelet_running(plane, runtime, tmp_path, free_port()), admin(plane) as api:
+        await api.create(PODS, "default", pod_body("waiter", {"name": "c", "image": "busybox",
+                                                             "command": ["sleep", "300"]}, serviceAccountName="late"))
+
+        async def told():
+            described = (await kubectl(plane, "describe", "pod", "waiter")).stdout
+            return described if 'failed to fetch token: serviceaccounts "late" not found' in described else None
+        described = await wait_for(told)
+        assert "FailedMount" in described and runtime.started == []
+        await kubectl(plane, "create", "serviceaccount", "late")
+        assert await wait_for(lambda: _phase(api, "waiter", "Running"), timeout_s=60)
+        await api.delete(PODS, "default", "waiter")
+        await wait_for(lambda: _gone(api, "waiter"))
+
+
+async def _changed(path, old: str) -> str | None:
+    text = path.read_text() if path.exists() else old
+    return text if text != old else None

@@ -76,3 +76,51 @@ def test_bad_token_files_are_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(TokenFileError):
         load_tokens(path)
+
+
+SHOP_ROBOT = User("system:serviceaccount:shop:robot", "sa-uid",
+                  ("system:serviceaccounts", "system:serviceaccounts:shop"))
+POSING = User("system:serviceaccount:shop:robot", "x", ())  # the name alone gives no role
+
+
+@pytest.mark.parametrize("verb, resource, namespace, name, subresource, expected", [
+    ("list", "pods", "shop", None, None, True),
+    ("watch", "deployments", "shop", None, None, True),
+    ("get", "pods", "shop", "web-1", "log", True),
+    ("get", "configmaps", "shop", "kube-root-ca.crt", None, True),
+    ("get", "namespaces", None, "shop", None, True),          # its own Namespace object
+    ("get", "secrets", "shop", "db", None, False),            # `view` leaves Secrets out
+    ("list", "secrets", "shop", None, None, False),
+    ("list", "pods", "default", None, None, False),           # another namespace
+    ("list", "pods", None, None, None, False),                # all namespaces
+    ("get", "nodes", None, "n1", None, False),                # cluster-scoped
+    ("list", "namespaces", None, None, None, False),
+    ("get", "namespaces", None, "default", None, False),
+    ("create", "pods", "shop", None, None, False),
+    ("delete", "pods", "shop", "web-1", None, False),
+    ("create", "pods", "shop", "web-1", "exec", False),
+    ("create", "serviceaccounts", "shop", "robot", "token", False),
+    ("create", "selfsubjectaccessreviews", None, None, None, True),
+])
+def test_a_service_account_views_its_own_namespace(verb, resource, namespace, name, subresource, expected):
+    assert can(SHOP_ROBOT, verb, resource, namespace, name, subresource) is expected
+    assert SHOP_ROBOT.roles == {"serviceaccount:shop"} and SHOP_ROBOT.node is None
+    assert not can(POSING, "list", "pods", "shop")
+
+
+def test_a_kubelet_may_ask_for_tokens_but_only_for_its_pods():
+    from orchestrator.apiserver.auth import node_token_refusal
+    assert can(NODE, "create", "serviceaccounts", "shop", "robot", "token")
+    assert not can(NODE, "get", "serviceaccounts", "shop", "robot", "token")
+    assert not can(VIEWER, "create", "serviceaccounts", "shop", "robot", "token")
+    assert NODE.node == "n1" and ADMIN.node is None
+    mine = {"metadata": {"uid": "p1"}, "spec": {"nodeName": "n1"}}
+    theirs = {"metadata": {"uid": "p1"}, "spec": {"nodeName": "n2"}}
+    assert node_token_refusal("n1", "Pod", "web", "p1", mine) is None
+    assert node_token_refusal("n1", "Pod", "web", "p1", None) is None  # not found: the request answers 404
+    assert node_token_refusal("n1", "", "", "", mine) == "node requested token not bound to a pod"
+    assert node_token_refusal("n1", "Secret", "s", "u", mine) == "node requested token not bound to a pod"
+    assert node_token_refusal("n1", "Pod", "web", "", mine) == "node requested token with a pod binding without a uid"
+    assert node_token_refusal("n1", "Pod", "web", "p1", theirs) == \
+        "node requested token bound to a pod scheduled on a different node"
+    assert "does not match the UID in record" in node_token_refusal("n1", "Pod", "web", "old", mine)

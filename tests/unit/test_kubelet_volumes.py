@@ -7,7 +7,15 @@ import base64
 import pytest
 
 from orchestrator.kubelet.envvars import PodFacts
-from orchestrator.kubelet.volumes import VolumeError, api_files, container_mounts, pod_volumes, volume_dir
+from orchestrator.kubelet.sa_token import TokenSource
+from orchestrator.kubelet.volumes import (
+    TokenUnavailable,
+    VolumeError,
+    api_files,
+    container_mounts,
+    pod_volumes,
+    volume_dir,
+)
 
 CM = {"metadata": {"name": "site", "namespace": "default"}, "data": {"index.html": "<h1>hi</h1>", "conf": "a=1"},
       "binaryData": {"logo": base64.b64encode(b"\x89PNG").decode()}}
@@ -16,11 +24,15 @@ POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "labels": 
        "spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "64Mi"}}}]}}
 
 
-def files(volume_spec):
-    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "v", **volume_spec}]}}
+def issued_token(source: TokenSource) -> bytes:
+    return f"jwt-for-{source.service_account}-{source.audience or 'api'}-{source.expiration_s}".encode()
+
+
+def files(volume_spec, tokens=issued_token, pod_spec=None):
+    pod = {**POD, "spec": {**POD["spec"], **(pod_spec or {}), "volumes": [{"name": "v", **volume_spec}]}}
     volume = pod_volumes(pod)["v"]
     out = api_files(volume, pod, PodFacts(pod_ips=("10.1.0.5",)),
-                    lambda ns, n: CM if n == "site" else None, lambda ns, n: SECRET if n == "tls" else None)
+                    lambda ns, n: CM if n == "site" else None, lambda ns, n: SECRET if n == "tls" else None, tokens)
     return {e.path: (e.data, oct(e.mode)) for e in out.entries}, out.warnings
 
 
@@ -46,8 +58,29 @@ def test_secret_downward_and_projected():
     got, warnings = files({"projected": {"sources": [
         {"configMap": {"name": "site", "items": [{"key": "conf", "path": "conf"}]}},
         {"secret": {"name": "tls"}}, {"serviceAccountToken": {"path": "token"}}]}})
-    assert got == {"conf": (b"a=1", "0o644"), "key": (b"k", "0o644")}
-    assert warnings == ['volume "v": projected source serviceAccountToken is not supported yet; skipped']
+    assert got == {"conf": (b"a=1", "0o644"), "key": (b"k", "0o644"), "token": (b"jwt-for-default-api-3600", "0o644")}
+    assert warnings == []
+
+
+@pytest.mark.parametrize("token_spec, pod_spec, expected", [
+    ({"path": "token"}, {}, b"jwt-for-default-api-3600"),
+    ({"path": "t", "expirationSeconds": 3607}, {"serviceAccountName": "robot"}, b"jwt-for-robot-api-3607"),
+    ({"path": "t", "audience": "vault", "expirationSeconds": 5}, {"serviceAccount": "old"}, b"jwt-for-old-vault-600"),
+])
+def test_a_token_source_asks_for_the_pods_account_audience_and_at_least_600_s(token_spec, pod_spec, expected):
+    got, _ = files({"projected": {"sources": [{"serviceAccountToken": token_spec}]}}, pod_spec=pod_spec)
+    assert list(got.values()) == [(expected, "0o644")]
+
+
+def test_without_a_token_the_volume_waits():
+    def none_yet(source):
+        raise TokenUnavailable('serviceaccounts "default" not found')
+    with pytest.raises(VolumeError) as err:
+        files({"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}, tokens=none_yet)
+    assert str(err.value) == 'failed to fetch token: serviceaccounts "default" not found' and not err.value.permanent
+    with pytest.raises(VolumeError, match="must not contain '..'") as err:
+        files({"projected": {"sources": [{"serviceAccountToken": {"path": "../token"}}]}})
+    assert err.value.permanent
 
 
 def test_missing_objects_wait_unless_optional():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from orchestrator.api.types import (
     apps,
+    authentication,
     authorization,
     autoscaling,
     batch,
@@ -37,10 +38,11 @@ TYPE_META = [
     F(None, "kind", "string", "The kind of this object, in CamelCase."),
 ]
 # Kinds that are only ever sent, never listed (requests and answers of one call).
-NOT_LISTED = {"Binding", "Scale", "Eviction", "SelfSubjectAccessReview", "DeleteOptions", "Status"}
+NOT_LISTED = {"Binding", "Scale", "Eviction", "SelfSubjectAccessReview", "DeleteOptions", "Status", "TokenRequest",
+              "SelfSubjectReview"}
 
 _MODULES = (meta, core, core_pod, core_container, core_volume, apps, batch, autoscaling, discovery, coordination,
-            events, policy, storage, authorization)
+            events, policy, storage, authorization, authentication)
 
 
 def _with_type_meta(msg: Message) -> Message:
