@@ -143,9 +143,9 @@ async def serve(args, settings, tokens, kv_token: str) -> None:
             # Hypercorn's ciphers (ECDHE + AES-GCM) at security level 0: busybox wget, what pods have,
             # offers ECDHE-ECDSA-AES128-GCM-SHA256 but no signature_algorithms extension, so by RFC
             # 5246 section 7.4.1.4.1 the key exchange must be signed with SHA-1, which OpenSSL 3 refuses
-            # at its default level ("no shared cipher"). Go's TLS, kube-apiserver's, accepts such
-            # clients too. Clients that send the extension (kubectl, curl, Python) still get SHA-256
-            # or TLS 1.3, whose suites this setting does not touch.
+            # at its default level ("no shared cipher"). A lab trade: a client that offers no
+            # signature algorithms may get a SHA-1-signed handshake; clients that send the extension
+            # (kubectl, curl, Python) still get SHA-256 or TLS 1.3, whose suites this does not touch.
             config.ciphers = "ECDHE+AESGCM:@SECLEVEL=0"
             stop = trio.Event()
             token = trio.lowlevel.current_trio_token()
