@@ -35,6 +35,8 @@ log = logging.getLogger("ketch.apiserver.storage")
 
 EVENT_WINDOW = 10_000
 WATCHER_BUFFER = 1_000
+FRESHNESS_WAIT_S = 3.0  # Kubernetes' cacher waits as long for a resourceVersion it has not seen yet
+FRESHNESS_POLL_S = 0.005
 
 
 def encode(obj: dict) -> bytes:
@@ -145,6 +147,17 @@ class WatchCache:
         for watcher in list(self.watchers):
             self._drop(watcher)
         self.ready = trio.Event()
+
+    async def caught_up(self, revision: int, timeout_s: float = FRESHNESS_WAIT_S) -> None:
+        """Return once the cache has seen `revision`. With several API servers on one kv store a
+        client can bring a resourceVersion from a server whose cache is ahead of this one's; a
+        watch from it must not start early (it would replay events the client has seen). After
+        timeout_s: 504 "Too large resource version", as Kubernetes' watch cache answers."""
+        with trio.move_on_after(timeout_s):
+            while self.revision < revision:
+                await trio.sleep(FRESHNESS_POLL_S)
+            return
+        raise errors.resource_version_too_large(revision, self.revision)
 
     def subscribe(self, since: int | None, accept: Callable[[dict], bool]) -> tuple[list[WatchEvent], Watcher]:
         """Events to send first, and a watcher whose `receive` has the live ones. since=None: the

@@ -23,6 +23,8 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
     cache = store.cache(resource)
     await cache.ready.wait()
+    if since is not None:
+        await cache.caught_up(since)  # before the stream starts: the 504 is the response's status
     await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
     try:
         initial, watcher = cache.subscribe(since, accept)
