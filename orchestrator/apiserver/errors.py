@@ -99,14 +99,6 @@ def expired(message: str) -> APIError:
     return APIError(410, "Expired", message)
 
 
-def resource_version_too_large(wanted: int, current: int) -> APIError:
-    """A watch from a resourceVersion this API server's cache has not reached (the client saw it
-    on another API server); clients re-list, as they do for Kubernetes' 504 of the same words."""
-    return APIError(504, "Timeout", f"Too large resource version: {wanted}, current: {current}",
-                    {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
-                     "retryAfterSeconds": 1})
-
-
 def too_large(limit: int) -> APIError:
     return APIError(413, "RequestEntityTooLarge", f"the request body is larger than the limit of {limit} bytes")
 

@@ -35,8 +35,6 @@ log = logging.getLogger("ketch.apiserver.storage")
 
 EVENT_WINDOW = 10_000
 WATCHER_BUFFER = 1_000
-FRESHNESS_WAIT_S = 3.0  # Kubernetes' cacher waits as long for a resourceVersion it has not seen yet
-FRESHNESS_POLL_S = 0.005
 
 
 def encode(obj: dict) -> bytes:
@@ -78,6 +76,7 @@ class Watcher:
     send: trio.MemorySendChannel
     receive: trio.MemoryReceiveChannel
     accept: Callable[[dict], bool]
+    after: int = 0  # only events past this revision: the client has seen the rest
 
 
 @dataclass
@@ -133,7 +132,7 @@ class WatchCache:
             self.oldest = self.events[0].revision
         self.events.append(watch_event)
         for watcher in list(self.watchers):
-            if watcher.accept(obj):
+            if watch_event.revision > watcher.after and watcher.accept(obj):
                 try:
                     watcher.send.send_nowait(watch_event)
                 except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -147,17 +146,6 @@ class WatchCache:
         for watcher in list(self.watchers):
             self._drop(watcher)
         self.ready = trio.Event()
-
-    async def caught_up(self, revision: int, timeout_s: float = FRESHNESS_WAIT_S) -> None:
-        """Return once the cache has seen `revision`. With several API servers on one kv store a
-        client can bring a resourceVersion from a server whose cache is ahead of this one's; a
-        watch from it must not start early (it would replay events the client has seen). After
-        timeout_s: 504 "Too large resource version", as Kubernetes' watch cache answers."""
-        with trio.move_on_after(timeout_s):
-            while self.revision < revision:
-                await trio.sleep(FRESHNESS_POLL_S)
-            return
-        raise errors.resource_version_too_large(revision, self.revision)
 
     def subscribe(self, since: int | None, accept: Callable[[dict], bool]) -> tuple[list[WatchEvent], Watcher]:
         """Events to send first, and a watcher whose `receive` has the live ones. since=None: the
@@ -173,7 +161,9 @@ class WatchCache:
         else:
             initial = [e for e in self.events if e.revision > since and accept(e.object)]
         send, receive = trio.open_memory_channel(WATCHER_BUFFER)
-        watcher = Watcher(send, receive, accept)
+        # With several API servers on one kv store, a client can bring a resourceVersion from one
+        # whose cache is ahead of this one's: the live events up to it have been seen, skip them.
+        watcher = Watcher(send, receive, accept, since or 0)
         self.watchers.add(watcher)
         return initial, watcher
 

@@ -23,8 +23,6 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
     cache = store.cache(resource)
     await cache.ready.wait()
-    if since is not None:
-        await cache.caught_up(since)  # before the stream starts: the 504 is the response's status
     await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
     try:
         initial, watcher = cache.subscribe(since, accept)
@@ -46,7 +44,7 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
                             "object": {
                                 "kind": resource.kind,
                                 "apiVersion": resource.api_version,
-                                "metadata": {"resourceVersion": str(cache.revision)},
+                                "metadata": {"resourceVersion": str(max(cache.revision, since or 0))},
                             },
                         }
                     )
