@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import os
@@ -37,6 +38,10 @@ def add_parser(subparsers) -> None:
     api.add_argument("--service-account-key-file", help="ECDSA P-256 private key (PEM) that signs and checks "
                      "ServiceAccount tokens; every API server of a cluster needs the same one (default: sa.key "
                      "beside --tls-cert, if there; none: no tokens are issued, accepted or mounted into pods)")
+    api.add_argument("--workers", type=int, default=0,
+                     help="API server processes sharing the port (SO_REUSEPORT), each with its own watch cache "
+                          "(default: the number of CPUs)")
+    api.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker
     api.set_defaults(func=run_apiserver)
 
 
@@ -96,9 +101,16 @@ def run_apiserver(args) -> int:
         for path in (args.tls_cert, args.tls_key):
             if not Path(path).is_file():
                 raise Config(f"no such file: {path}")
+        workers = args.workers or os.cpu_count() or 1
+        if workers < 1:
+            raise Config("--workers must be at least 1")
     except (Config, TokenFileError, OSError, IndexError) as err:
         print(f"ketch apiserver: {err}", file=sys.stderr)
         return 2
+    if workers > 1:
+        from orchestrator.apiserver.workers import supervise
+        argv = sys.argv[sys.argv.index("apiserver") + 1:] if "apiserver" in sys.argv else []
+        return supervise(argv, workers)
     trio.run(serve, args, settings, tokens, kv_token)
     return 0
 
@@ -147,10 +159,12 @@ async def serve(args, settings, tokens, kv_token: str) -> None:
             # signature algorithms may get a SHA-1-signed handshake; clients that send the extension
             # (kubectl, curl, Python) still get SHA-256 or TLS 1.3, whose suites this does not touch.
             config.ciphers = "ECDHE+AESGCM:@SECLEVEL=0"
+            if args.reuse_port:
+                config.workers = 2  # Hypercorn then binds with SO_REUSEPORT (it spawns nothing: we call serve)
             stop = trio.Event()
             token = trio.lowlevel.current_trio_token()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: token.run_sync_soon(stop.set))
-            log.info("event=listening address=%s", args.bind)
+            log.info("event=listening address=%s pid=%d", args.bind, os.getpid())
             await hypercorn_serve(server, config, shutdown_trigger=stop.wait)
             nursery.cancel_scope.cancel()

@@ -85,7 +85,8 @@ def components(config: ClusterConfig, host: HostSpec, ketch: list[str], config_p
                                            "--tls-key", str(paths.pki / "apiserver.key"),
                                            "--token-file", str(paths.pki / "tokens.csv"),
                                            "--service-account-key-file", str(paths.pki / "sa.key"),
-                                           "--service-cidr", config.service_cidr],
+                                           "--service-cidr", config.service_cidr,
+                                           "--workers", str(config.api_workers)],
                              f"{a}:{ports['apiserver']}"))
         out.append(Component("scheduler", [*ketch, "scheduler", "--kubeconfig",
                                            str(paths.kubeconfig("scheduler", host.name)),

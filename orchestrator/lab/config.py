@@ -70,6 +70,7 @@ class ClusterConfig:
     lb_pool: str = ""  # LoadBalancer addresses handed out by the lab cloud controller ("" = none)
     isolation: str = "host"  # "host": each host has its own network (a VM, a namespace); "loopback": one shared
     dns_upstream: str = ""   # where the cluster DNS sends other names: "" = the host's resolv.conf, "none" = refuse
+    api_workers: int = 0     # API server processes per control plane (`apiserver --workers`); 0 = the host's CPUs
 
     @property
     def control_planes(self) -> list[HostSpec]:
@@ -135,7 +136,8 @@ def parse(text: str, *, source: str = "cluster.toml") -> ClusterConfig:
                            proxy_mode=str(cluster.get("proxy_mode", "nftables")),
                            lb_pool=str(cluster.get("lb_pool", "")),
                            isolation=str(cluster.get("isolation", "host")),
-                           dns_upstream=str(cluster.get("dns_upstream", "")))
+                           dns_upstream=str(cluster.get("dns_upstream", "")),
+                           api_workers=cluster.get("api_workers", 0))
     validate(config, source)
     return config
 
@@ -165,6 +167,9 @@ def validate(config: ClusterConfig, source: str = "cluster.toml") -> None:
         raise ConfigError(f"{source}: isolation must be host (VMs, namespaces) or loopback")
     if config.proxy_mode not in ("nftables", "iptables", "userspace"):
         raise ConfigError(f"{source}: proxy_mode must be nftables, iptables or userspace")
+    if not isinstance(config.api_workers, int) or isinstance(config.api_workers, bool) or \
+            not 0 <= config.api_workers <= 64:
+        raise ConfigError(f"{source}: api_workers must be 0 (the host's CPUs) to 64")
     if not config.hosts:
         raise ConfigError(f"{source}: no [[host]] entries")
     seen_names, seen_addresses = set(), set()
@@ -202,6 +207,8 @@ def render(config: ClusterConfig) -> str:
         lines.append(f'isolation = "{config.isolation}"')
     if config.dns_upstream:
         lines.append(f'dns_upstream = "{config.dns_upstream}"')
+    if config.api_workers:
+        lines.append(f"api_workers = {config.api_workers}")
     changed = {k: v for k, v in config.ports.items() if PORTS.get(k) != v}
     if changed:
         lines += ["", "[cluster.ports]"] + [f"{k} = {v}" for k, v in sorted(changed.items())]
@@ -235,6 +242,7 @@ def lab(control_planes: int, workers: int, directory: Path, *, netns: bool, name
                            proxy_mode=proxy_mode or ("nftables" if netns else "userspace"),
                            lb_pool=lb_pool or ("10.77.0.200/29" if netns else ""),
                            isolation="host" if netns else "loopback",
-                           dns_upstream="none")  # a lab has no way out: other names are refused at once
+                           dns_upstream="none",  # a lab has no way out: other names are refused at once
+                           api_workers=1)  # its control planes share one machine: one API server process each
     validate(config)
     return config

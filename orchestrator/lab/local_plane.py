@@ -25,6 +25,7 @@ class LocalControlPlane:
     kv_members: int = 3
     api_servers: int = 1
     api_ports: list[int] | None = None
+    api_workers: int = 1  # processes per API server (`apiserver --workers`)
     kv_client_ports: list[int] | None = None
     processes: list[subprocess.Popen] = field(default_factory=list)
 
@@ -71,7 +72,8 @@ class LocalControlPlane:
                 "--kv-token-file", str(self.kv.token_file), "--bind", f"127.0.0.1:{self.ports[i]}",
                 "--tls-cert", str(self.pki_dir / "apiserver.crt"), "--tls-key", str(self.pki_dir / "apiserver.key"),
                 "--token-file", str(self.pki_dir / "tokens.csv"),
-                "--service-account-key-file", str(self.pki_dir / pki.SERVICE_ACCOUNT_KEY)]
+                "--service-account-key-file", str(self.pki_dir / pki.SERVICE_ACCOUNT_KEY),
+                "--workers", str(self.api_workers)]
 
     def start_api(self, i: int, *extra: str) -> subprocess.Popen:
         log = open(self.base_dir / f"apiserver-{i}.log", "ab")

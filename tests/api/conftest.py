@@ -14,7 +14,7 @@ from orchestrator.lab.local_plane import LocalControlPlane
 def plane(tmp_path_factory):
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed (it is on every Ketch machine: /usr/bin/kubectl)")
-    control_plane = LocalControlPlane(tmp_path_factory.mktemp("plane"), api_servers=2)
+    control_plane = LocalControlPlane(tmp_path_factory.mktemp("plane"), api_servers=2, api_workers=2)
     try:
         control_plane.start()
         yield control_plane

@@ -100,7 +100,7 @@ class KubeletLab:
         return KETCH + ["apiserver", "--kv-endpoints", self.kv_endpoint, "--kv-token-file", str(self.kv_token_file),
                         "--bind", f"{self.control_host.address}:{API_PORT}", "--tls-cert", str(pki / "apiserver.crt"),
                         "--tls-key", str(pki / "apiserver.key"), "--token-file", str(pki / "tokens.csv"),
-                        "--service-account-key-file", str(pki / "sa.key")]
+                        "--service-account-key-file", str(pki / "sa.key"), "--workers", "1"]
 
     def start_apiserver(self) -> None:
         self.control["apiserver"] = self.lab.start(self.control_host, "apiserver", self.apiserver_argv())

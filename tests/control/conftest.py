@@ -55,7 +55,7 @@ class Cluster:
 def cluster(tmp_path_factory):
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    plane = LocalControlPlane(tmp_path_factory.mktemp("control"))
+    plane = LocalControlPlane(tmp_path_factory.mktemp("control"), api_workers=2)
     try:
         plane.start()
         pki = plane.pki_dir
