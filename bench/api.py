@@ -1,8 +1,9 @@
 """API server latency and throughput, and watch fan-out, against the kv store underneath as anchor.
 
-    python bench/api.py [--clients 8] [--duration 5] [--watchers 1000] [--out bench/results/api.json]
+    python bench/api.py [--clients 8] [--duration 5] [--watchers 1000] [--workers 1,2] [--out bench/results/api.json]
 
-Starts a 3-member kv cluster and one API server on loopback (LocalControlPlane), then:
+For each --workers count, starts a 3-member kv cluster and one API server of that many worker
+processes on loopback (LocalControlPlane), then:
     create / get / update / list    N clients (one keep-alive HTTPS connection each) for --duration s
                                     on configmaps; list reads 100 objects, quorum (no
                                     resourceVersion) and from the watch cache (resourceVersion=0)
@@ -55,9 +56,8 @@ class BenchConnection:
         return code, data
 
     async def stream_lines(self, path: str):
-        lines = self.connection.stream_lines(path, self.headers)
-        await lines.__anext__()  # the status code
-        async for line in lines:
+        """The status code first, then each line."""
+        async for line in self.connection.stream_lines(path, self.headers):
             yield line
 
 
@@ -175,20 +175,16 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     return rows
 
 
-async def watchers_open(conn: BenchConnection) -> int:
-    _, text = await conn.request("GET", "/metrics")
-    line = next(line for line in text.decode().splitlines() if line.startswith("ketch_apiserver_watchers "))
-    return int(float(line.split()[1]))
-
-
 async def fan_out(connection, op_expect, watchers: int) -> dict:
     received: dict[str, list[float]] = {}
     ready = trio.Semaphore(0)
 
     async def watcher() -> None:
         conn = await connection()
-        ready.release()
         async for line in conn.stream_lines(FAN_PATH + "?watch=true&timeoutSeconds=120"):
+            if isinstance(line, int):  # the status: the server subscribes as it sends the head
+                ready.release()
+                continue
             event = json.loads(line)
             received.setdefault(event["object"]["metadata"]["name"], []).append(time.perf_counter())
 
@@ -199,8 +195,7 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
             nursery.start_soon(watcher)
         for _ in range(watchers):
             await ready.acquire()
-        while await watchers_open(writer) < watchers:  # every watch is subscribed
-            await trio.sleep(0.2)
+        await trio.sleep(1.0)  # every watch's head is back; its subscription follows at once
         for n in range(20):
             name = f"fan-{n}"
             written[name] = time.perf_counter()
@@ -220,41 +215,45 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
     }
 
 
+def run_once(args, workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ketch-bench-api-") as work:
+        plane = LocalControlPlane(Path(work), api_workers=workers)
+        try:
+            plane.start()
+            return trio.run(bench, plane, args)
+        finally:
+            plane.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--workers", default="1", help="comma-separated API server worker counts, each a run "
+                        "of its own, shown side by side (e.g. 1,2)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api.json")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ketch-bench-api-") as work:
-        plane = LocalControlPlane(Path(work))
-        try:
-            plane.start()
-            rows = trio.run(bench, plane, args)
-        finally:
-            plane.stop()
-    print(f"{'operation':26} {'ops':>7} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'x kv p50':>9}")
-    for name, row in rows.items():
+    counts = [int(n) for n in args.workers.split(",")]
+    runs = {n: run_once(args, n) for n in counts}
+    heads = "".join(f"{f'ops/s w{n}':>10} {f'p50 w{n}':>8} {f'p99 w{n}':>8} {f'xkv w{n}':>7}" for n in counts)
+    print(f"{'operation':26} {heads}")
+    for name in runs[counts[0]]:
         if name == "watch fan-out":
             continue
-        print(
-            f"{name:26} {row['ops']:>7} {row['ops_per_s']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} "
-            f"{row.get('x_kv_p50', ''):>9}"
-        )
-    fan = rows["watch fan-out"]
-    print(
-        f"watch fan-out: {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes seen by all; "
-        f"write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms"
-    )
+        cells = ""
+        for n in counts:
+            row = runs[n][name]
+            cells += f"{row['ops_per_s']:>10} {row['p50_ms']:>8} {row['p99_ms']:>8} {row.get('x_kv_p50', ''):>7}"
+        print(f"{name:26} {cells}")
+    for n in counts:
+        fan = runs[n]["watch fan-out"]
+        print(f"watch fan-out, {n} worker(s): {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes "
+              f"seen by all; write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {"python": platform.python_version(), "clients": args.clients, "duration_s": args.duration, "rows": rows},
-            indent=2,
-        )
-        + "\n"
-    )
+    args.out.write_text(json.dumps({"python": platform.python_version(), "clients": args.clients,
+                                    "duration_s": args.duration,
+                                    "runs": {str(n): rows for n, rows in runs.items()}}, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 
