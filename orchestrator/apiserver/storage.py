@@ -77,6 +77,7 @@ class Watcher:
     receive: trio.MemoryReceiveChannel
     accept: Callable[[dict], bool]
     after: int = 0  # only events past this revision: the client has seen the rest
+    node: str | None = None  # a pod watch of spec.nodeName=node: found through the cache's node index
 
 
 @dataclass
@@ -87,6 +88,10 @@ class WatchCache:
     revision: int = 0  # the cache is current up to this store revision
     oldest: int = 0  # events after this revision are all in `events`
     watchers: set = field(default_factory=set)
+    # pod watches selecting one spec.nodeName (each kubelet's; "" is the scheduler's unbound pods),
+    # by node: an event goes to the watches of its pod's node, not through every watch's filter
+    by_node: dict = field(default_factory=dict)
+    unindexed: set = field(default_factory=set)
     ready: trio.Event = field(default_factory=trio.Event)
 
     async def run(self, kv: KVClient) -> None:
@@ -131,7 +136,12 @@ class WatchCache:
         if len(self.events) == self.events.maxlen:
             self.oldest = self.events[0].revision
         self.events.append(watch_event)
-        for watcher in list(self.watchers):
+        if self.by_node:
+            node = (obj.get("spec") or {}).get("nodeName") or ""
+            targets = list(self.unindexed) + list(self.by_node.get(node, ()))
+        else:
+            targets = list(self.watchers)
+        for watcher in targets:
             if watch_event.revision > watcher.after and watcher.accept(obj):
                 try:
                     watcher.send.send_nowait(watch_event)
@@ -140,6 +150,12 @@ class WatchCache:
 
     def _drop(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
+        self.unindexed.discard(watcher)
+        if watcher.node is not None:
+            same_node = self.by_node.get(watcher.node, set())
+            same_node.discard(watcher)
+            if not same_node:
+                self.by_node.pop(watcher.node, None)
         watcher.send.close()
 
     def _drop_all_watchers(self) -> None:
@@ -163,8 +179,13 @@ class WatchCache:
         send, receive = trio.open_memory_channel(WATCHER_BUFFER)
         # With several API servers on one kv store, a client can bring a resourceVersion from one
         # whose cache is ahead of this one's: the live events up to it have been seen, skip them.
-        watcher = Watcher(send, receive, accept, since or 0)
+        node = getattr(accept, "node", None) if self.resource.kind == "Pod" else None
+        watcher = Watcher(send, receive, accept, since or 0, node)
         self.watchers.add(watcher)
+        if node is None:
+            self.unindexed.add(watcher)
+        else:
+            self.by_node.setdefault(node, set()).add(watcher)
         return initial, watcher
 
     def unsubscribe(self, watcher: Watcher) -> None:
