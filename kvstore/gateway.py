@@ -351,6 +351,10 @@ class Gateway:
             "# TYPE ketch_kv_journal_syncs_total counter", f"ketch_kv_journal_syncs_total {raft['journal_syncs']}",
             "# HELP ketch_kv_client_connections Open client connections.",
             "# TYPE ketch_kv_client_connections gauge", f"ketch_kv_client_connections {self.server.connections}",
+            *self.server.write_hops.render(
+                "ketch_kv_write_hop_seconds", "A write's time per hop on the member it reached (kvstore.timeline)."),
+            *self.server.read_hops.render(
+                "ketch_kv_read_hop_seconds", "A linearizable read's time per hop (kvstore.timeline)."),
         ]
         return "\n".join(lines) + "\n"
 

@@ -1,9 +1,9 @@
 """`ketch kv serve`: one kv member process (replica + client port), and its configuration.
 
 Bad configuration ends the process with exit status 2 and a one-line reason. The peer secret
-becomes pysyncobj's password (Fernet-encrypted, authenticated frames): its frames are pickles,
-so an open peer port would run anyone's code. The secret file must not be readable by group or
-others, like ssh's keys.
+keys the HMAC that authenticates every frame between members (kvstore.peer_transport): a peer
+without it is disconnected at its first frame. The secret file must not be readable by group
+or others, like ssh's keys.
 """
 
 from __future__ import annotations
@@ -114,12 +114,13 @@ def build_config(args) -> MemberConfig:
 async def run_member(config: MemberConfig, unsafe_local_reads: bool = False, *,
                      task_status=trio.TASK_STATUS_IGNORED) -> None:
     from kvstore.replica import Replica
-    from kvstore.server import KVServer, RevisionFeed
+    from kvstore.server import KVServer, ReplicaEvents
 
-    feed = RevisionFeed(trio.lowlevel.current_trio_token())
+    feed = ReplicaEvents(trio.lowlevel.current_trio_token())
     try:
         replica = Replica(config.listen_peer, config.peers, config.data_dir, config.peer_secret,
-                          on_applied=feed.notify)
+                          on_applied=feed.applied, deliver=feed.deliver,
+                          on_leader_change=feed.leader_changed, raft_thread=False)
     except Exception as err:  # pysyncobj raises SyncObjException('BindError') and the like
         raise ConfigError(f"cannot start the raft replica on {config.listen_peer}: {err}") from None
     try:
@@ -130,6 +131,7 @@ async def run_member(config: MemberConfig, unsafe_local_reads: bool = False, *,
         log.info("event=member_start name=%s peer=%s client=%s:%s data_dir=%s", config.name,
                  config.listen_peer, host, port, config.data_dir)
         async with trio.open_nursery() as nursery:
+            await nursery.start(replica.run)
             await nursery.start(server.serve, host, port)
             if config.listen_gateway:
                 from kvstore.gateway import serve_gateway
