@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A local control plane on loopback (kv, API server, controllers, scheduler, hollow nodes; data under .ketch) until Ctrl-C.

@@ -26,63 +26,39 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import trio
+
+from kvstore.client import KVClient
+from orchestrator.client.transport import Connection
+from orchestrator.lab.local_plane import LocalControlPlane
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import h11  # noqa: E402
-import trio  # noqa: E402
-
-from kvstore.client import KVClient  # noqa: E402
-from orchestrator.local_plane import LocalControlPlane  # noqa: E402
 
 NAMESPACE_PATH = "/api/v1/namespaces/default/configmaps"
 LIST_PATH = "/api/v1/namespaces/listing/configmaps"  # exactly 100 objects
 FAN_PATH = "/api/v1/namespaces/fanout/configmaps"
 
 
-class Connection:
-    """One keep-alive HTTPS connection (h11 over trio): enough for a load generator."""
+class BenchConnection:
+    """The client library's connection, with the token and JSON headers a bench request carries."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, token: str) -> None:
-        self.host, self.port, self.context, self.token = host, port, context, token
+        self.connection = Connection(host, port, context)
+        self.headers = [("Authorization", f"Bearer {token}"), ("Accept", "application/json")]
 
     async def open(self) -> None:
-        self.stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=self.context)
-        self.h11 = h11.Connection(h11.CLIENT)
-
-    async def _next(self):
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(await self.stream.receive_some(65536))
+        await self.connection.open()
 
     async def request(self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"):
-        headers = [("Host", self.host), ("Authorization", f"Bearer {self.token}"), ("Accept", "application/json"),
-                   ("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        await self.stream.send_all(self.h11.send(h11.Request(method=method, target=path, headers=headers)))
-        await self.stream.send_all(self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage()))
-        response = await self._next()
-        chunks = []
-        while not isinstance(event := await self._next(), h11.EndOfMessage):
-            chunks.append(bytes(event.data))
-        self.h11.start_next_cycle()
-        return response.status_code, b"".join(chunks)
+        code, _, data = await self.connection.request(method, path, [*self.headers, ("Content-Type", content_type)],
+                                                      body)
+        return code, data
 
     async def stream_lines(self, path: str):
-        headers = [("Host", self.host), ("Authorization", f"Bearer {self.token}"), ("Accept", "application/json")]
-        await self.stream.send_all(self.h11.send(h11.Request(method="GET", target=path, headers=headers)))
-        await self.stream.send_all(self.h11.send(h11.EndOfMessage()))
-        await self._next()
-        buffer = b""
-        while True:
-            event = await self._next()
-            if not isinstance(event, h11.Data):
-                return
-            buffer += bytes(event.data)
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                yield line
+        lines = self.connection.stream_lines(path, self.headers)
+        await lines.__anext__()  # the status code
+        async for line in lines:
+            yield line
 
 
 def summary(latencies: list[float], seconds: float) -> dict:
@@ -116,8 +92,8 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     context = ssl.create_default_context(cafile=str(plane.pki_dir / "ca.crt"))
     token = (plane.pki_dir / "tokens.csv").read_text().split(",")[0]
 
-    async def connection() -> Connection:
-        conn = Connection(url.hostname, url.port, context, token)
+    async def connection() -> BenchConnection:
+        conn = BenchConnection(url.hostname, url.port, context, token)
         await conn.open()
         return conn
 
@@ -170,19 +146,27 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     rows["update"] = await timed_load(args.clients, args.duration, make_update)
     setup = await connection()
     for namespace in ("listing", "fanout"):
-        await op_expect(setup, "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": namespace}}).encode(), 201)
+        body = json.dumps({"metadata": {"name": namespace}}).encode()
+        await op_expect(setup, "POST", "/api/v1/namespaces", body, 201)
     for n in range(100):
-        await op_expect(setup, "POST", LIST_PATH, json.dumps(
-            {"metadata": {"name": f"l{n}", "labels": {"listed": "yes"}}, "data": {"v": "x" * 100}}).encode(), 201)
+        await op_expect(
+            setup,
+            "POST",
+            LIST_PATH,
+            json.dumps({"metadata": {"name": f"l{n}", "labels": {"listed": "yes"}}, "data": {"v": "x" * 100}}).encode(),
+            201,
+        )
     rows["list 100 (quorum)"] = await timed_load(args.clients, args.duration, await make_list(None))
     rows["list 100 (cache, rv=0)"] = await timed_load(args.clients, args.duration, await make_list("0"))
 
     async with KVClient(plane.kv.endpoints, plane.kv.token, timeout_s=10) as kv:
+
         async def make_kv_put(i):
             return lambda n: kv.put(b"/bench/%d/%d" % (i, n), b"x" * 200)
 
         async def make_kv_get(i):
             return lambda n: kv.get(b"/bench/%d/%d" % (i, n % 50))
+
         rows["kv put (anchor)"] = await timed_load(args.clients, args.duration, make_kv_put)
         rows["kv get (anchor)"] = await timed_load(args.clients, args.duration, make_kv_get)
     for name, anchor in (("create", "kv put (anchor)"), ("update", "kv put (anchor)"), ("get", "kv get (anchor)")):
@@ -191,7 +175,7 @@ async def bench(plane: LocalControlPlane, args) -> dict:
     return rows
 
 
-async def watchers_open(conn: Connection) -> int:
+async def watchers_open(conn: BenchConnection) -> int:
     _, text = await conn.request("GET", "/metrics")
     line = next(line for line in text.decode().splitlines() if line.startswith("ketch_apiserver_watchers "))
     return int(float(line.split()[1]))
@@ -207,6 +191,7 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
         async for line in conn.stream_lines(FAN_PATH + "?watch=true&timeoutSeconds=120"):
             event = json.loads(line)
             received.setdefault(event["object"]["metadata"]["name"], []).append(time.perf_counter())
+
     writer = await connection()
     written: dict[str, float] = {}
     async with trio.open_nursery() as nursery:
@@ -226,9 +211,13 @@ async def fan_out(connection, op_expect, watchers: int) -> dict:
             await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     spreads = [max(received[n]) - written[n] for n in written if len(received.get(n, [])) == watchers]
-    return {"watchers": watchers, "writes": len(written), "complete": len(spreads),
-            "p50_ms": round(1000 * statistics.median(spreads), 1) if spreads else None,
-            "max_ms": round(1000 * max(spreads), 1) if spreads else None}
+    return {
+        "watchers": watchers,
+        "writes": len(written),
+        "complete": len(spreads),
+        "p50_ms": round(1000 * statistics.median(spreads), 1) if spreads else None,
+        "max_ms": round(1000 * max(spreads), 1) if spreads else None,
+    }
 
 
 def main() -> int:
@@ -249,14 +238,23 @@ def main() -> int:
     for name, row in rows.items():
         if name == "watch fan-out":
             continue
-        print(f"{name:26} {row['ops']:>7} {row['ops_per_s']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} "
-              f"{row.get('x_kv_p50', ''):>9}")
+        print(
+            f"{name:26} {row['ops']:>7} {row['ops_per_s']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} "
+            f"{row.get('x_kv_p50', ''):>9}"
+        )
     fan = rows["watch fan-out"]
-    print(f"watch fan-out: {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes seen by all; "
-          f"write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms")
+    print(
+        f"watch fan-out: {fan['watchers']} watchers, {fan['complete']}/{fan['writes']} writes seen by all; "
+        f"write sent -> last watcher: p50 {fan['p50_ms']} ms, max {fan['max_ms']} ms"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"python": platform.python_version(), "clients": args.clients,
-                                    "duration_s": args.duration, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {"python": platform.python_version(), "clients": args.clients, "duration_s": args.duration, "rows": rows},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

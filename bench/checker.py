@@ -20,11 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from orchestrator.lab import history
+from orchestrator.lab import linearizability as lin
+from orchestrator.lab.simulate import simulated_register_history
 
-from orchestrator.lab import history, linearizability as lin  # noqa: E402
-from orchestrator.lab.simulate import simulated_register_history  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TESTDATA = Path(os.environ.get("KETCH_TESTDATA") or ROOT.parent / "shared" / "testdata") / "porcupine-kv"
 

@@ -30,10 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError
 
-from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_PLAN = [("put", 1), ("put", 16), ("put", 64), ("range-l", 16), ("range-s", 16), ("update", 16)]
 
@@ -156,10 +155,13 @@ def start_target(name: str, work_dir: Path):
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'target':6} {'workload':8} {'clients':>7} {'ops/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'target':6} {'workload':8} {'clients':>7} {'ops/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>6}")
     for r in rows:
-        print(f"{r['target']:6} {r['workload']:8} {r['clients']:7} {r['ops_per_s']:9} {r['p50_ms']:8} "
-              f"{r['p90_ms']:8} {r['p99_ms']:8} {r['errors']:6}")
+        print(
+            f"{r['target']:6} {r['workload']:8} {r['clients']:7} {r['ops_per_s']:9} {r['p50_ms']:8} "
+            f"{r['p90_ms']:8} {r['p99_ms']:8} {r['errors']:6}"
+        )
 
 
 def ratios(rows: list[dict]) -> list[dict]:
@@ -168,9 +170,14 @@ def ratios(rows: list[dict]) -> list[dict]:
     for r in rows:
         anchor = etcd.get((r["workload"], r["clients"]))
         if r["target"] == "ketch" and anchor and anchor["ops_per_s"]:
-            out.append({"workload": r["workload"], "clients": r["clients"],
-                        "throughput_ratio": round(r["ops_per_s"] / anchor["ops_per_s"], 3),
-                        "p99_ratio": round(r["p99_ms"] / anchor["p99_ms"], 3) if anchor["p99_ms"] else None})
+            out.append(
+                {
+                    "workload": r["workload"],
+                    "clients": r["clients"],
+                    "throughput_ratio": round(r["ops_per_s"] / anchor["ops_per_s"], 3),
+                    "p99_ratio": round(r["p99_ms"] / anchor["p99_ms"], 3) if anchor["p99_ms"] else None,
+                }
+            )
     return out
 
 
@@ -179,15 +186,26 @@ def main() -> int:
     parser.add_argument("--target", choices=["ketch", "etcd", "both"], default="both")
     parser.add_argument("--endpoints", help="use a running cluster's gateway endpoints instead of starting one")
     parser.add_argument("--token", help="bearer token for --endpoints (Ketch)")
-    parser.add_argument("--workload", choices=["put", "range-l", "range-s", "update"],
-                        help="one workload (default: the plan " + ", ".join(f"{w}/{c}" for w, c in DEFAULT_PLAN) + ")")
+    parser.add_argument(
+        "--workload",
+        choices=["put", "range-l", "range-s", "update"],
+        help="one workload (default: the plan " + ", ".join(f"{w}/{c}" for w, c in DEFAULT_PLAN) + ")",
+    )
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--conns", type=int, help="accepted for etcd benchmark compatibility; HTTP/1.1 cannot "
-                        "share a connection between concurrent requests, so each client has its own")
+    parser.add_argument(
+        "--conns",
+        type=int,
+        help="accepted for etcd benchmark compatibility; HTTP/1.1 cannot "
+        "share a connection between concurrent requests, so each client has its own",
+    )
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per workload")
-    parser.add_argument("--total", type=int, default=0,
-                        help="run exactly this many ops per workload (split over the clients) instead of --duration")
+    parser.add_argument(
+        "--total",
+        type=int,
+        default=0,
+        help="run exactly this many ops per workload (split over the clients) instead of --duration",
+    )
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--key-space", type=int, default=10_000)
     parser.add_argument("--val-size", type=int, default=256)
@@ -211,12 +229,26 @@ def main() -> int:
             try:
                 preload(endpoints, token, args.key_space, args.val_size)
                 for workload, clients in plan:
-                    row = {"target": target, **measure(endpoints, token, workload, clients, args.procs,
-                                                        args.duration, args.warmup, args.key_space, args.val_size,
-                                                        args.total)}
+                    row = {
+                        "target": target,
+                        **measure(
+                            endpoints,
+                            token,
+                            workload,
+                            clients,
+                            args.procs,
+                            args.duration,
+                            args.warmup,
+                            args.key_space,
+                            args.val_size,
+                            args.total,
+                        ),
+                    }
                     rows.append(row)
-                    print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, "
-                          f"p99 {row['p99_ms']} ms", flush=True)
+                    print(
+                        f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms",
+                        flush=True,
+                    )
             finally:
                 if cluster is not None:
                     cluster.stop()
@@ -228,9 +260,21 @@ def main() -> int:
         for r in compared:
             print(f"{r['workload']:8} {r['clients']:7} {r['throughput_ratio']:17} {r['p99_ratio']!s:>15}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "kv", "cpus": os.cpu_count(), "duration_s": args.duration,
-                                    "val_size": args.val_size, "key_space": args.key_space,
-                                    "results": rows, "ratios": compared}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "kv",
+                "cpus": os.cpu_count(),
+                "duration_s": args.duration,
+                "val_size": args.val_size,
+                "key_space": args.key_space,
+                "results": rows,
+                "ratios": compared,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -24,12 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kvstore import StateMachine
+from kvstore import commands as c
+from kvstore.codec import decode, encode
 
-from kvstore import StateMachine  # noqa: E402
-from kvstore import commands as c  # noqa: E402
-from kvstore.codec import decode, encode  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 VALUE = b"v" * 16
 

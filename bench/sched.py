@@ -21,14 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import trio
+
+from orchestrator.client import kubeconfig
+from orchestrator.client.api import NODES, PODS, APIClient
+from orchestrator.lab.local_plane import LocalControlPlane
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import trio  # noqa: E402
-
-from orchestrator.client import kubeconfig  # noqa: E402
-from orchestrator.client.api import NODES, PODS, APIClient  # noqa: E402
-from orchestrator.local_plane import LocalControlPlane  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

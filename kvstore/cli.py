@@ -23,7 +23,7 @@ from kvstore.errors import KVError
 DEFAULT_ENDPOINTS = "127.0.0.1:2379"
 
 
-def add_kv_parser(subparsers) -> None:
+def add_parser(subparsers) -> None:
     kv = subparsers.add_parser("kv", help="the replicated key-value store (etcd's role)",
                                description="Serve a kv member, or talk to a kv cluster like etcdctl.")
     _client_flags(kv, argparse.Namespace(
@@ -33,6 +33,7 @@ def add_kv_parser(subparsers) -> None:
     # so that they do not undo flags given before it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _client_flags(common, None)
+    kv.set_defaults(func=run_kv)
     sub = kv.add_subparsers(dest="kv_command", metavar="COMMAND", required=True)
     add = sub.add_parser
 
@@ -149,8 +150,10 @@ def run_kv(args: argparse.Namespace) -> int:
     try:
         return trio.run(_client_command, args, token)
     except KVError as err:
-        print(f"Error: {err.code}: {err.message}" + (" (the outcome is unknown)" if err.details.get("ambiguous") else ""),
-              file=sys.stderr)
+        print(
+            f"Error: {err.code}: {err.message}" + (" (the outcome is unknown)" if err.details.get("ambiguous") else ""),
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 0
@@ -166,8 +169,13 @@ def run_local_cluster(args) -> int:
         print("ketch kv up: --members must be 1 to 9", file=sys.stderr)
         return 2
     ports = [args.base_port + 10 * i for i in range(args.members)]
-    cluster = LocalCluster(Path(args.dir), args.members, client_ports=ports,
-                           peer_ports=[p + 1 for p in ports], gateway_ports=[p + 3 for p in ports])
+    cluster = LocalCluster(
+        Path(args.dir),
+        args.members,
+        client_ports=ports,
+        peer_ports=[p + 1 for p in ports],
+        gateway_ports=[p + 3 for p in ports],
+    )
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     try:
@@ -234,9 +242,15 @@ async def _client_command(args, token: str) -> int:
             return _print(args, result, "OK")
         if command == "get":
             key = args.key.encode()
-            result = await kv.range(key, _interval(key, args.range_end, args.prefix, args.from_key),
-                                    limit=args.limit, revision=args.rev, keys_only=args.keys_only,
-                                    count_only=args.count_only, serializable=args.consistency == "s")
+            result = await kv.range(
+                key,
+                _interval(key, args.range_end, args.prefix, args.from_key),
+                limit=args.limit,
+                revision=args.rev,
+                keys_only=args.keys_only,
+                count_only=args.count_only,
+                serializable=args.consistency == "s",
+            )
             if args.write_out == "json":
                 return _print(args, result, "")
             if args.count_only:
@@ -265,8 +279,11 @@ async def _client_command(args, token: str) -> int:
         if command == "member":
             if args.action == "list":
                 result = await kv.member_list()
-                return _print(args, result, "\n".join(
-                    f"{m}{' (leader)' if m == result['leader'] else ''}" for m in result["members"]))
+                return _print(
+                    args,
+                    result,
+                    "\n".join(f"{m}{' (leader)' if m == result['leader'] else ''}" for m in result["members"]),
+                )
             if not args.peer:
                 print(f"ketch kv member {args.action}: PEER (HOST:PORT) is required", file=sys.stderr)
                 return 2
@@ -274,16 +291,16 @@ async def _client_command(args, token: str) -> int:
             return _print(args, await change(args.peer), f"member {args.action} {args.peer}: OK")
         if command == "status":
             result = await kv.status()
-            return _print(args, result, "\n".join(f"{k}: {v}" for k, v in sorted(result.items())
-                                                  if k != "header"))
+            return _print(args, result, "\n".join(f"{k}: {v}" for k, v in sorted(result.items()) if k != "header"))
     return 2
 
 
 async def _watch(kv, args) -> int:
     key = args.key.encode()
     seen = 0
-    async with kv.watch(key, _interval(key, args.range_end, args.prefix), start_revision=args.rev,
-                        prev_kv=args.prev_kv) as groups:
+    async with kv.watch(
+        key, _interval(key, args.range_end, args.prefix), start_revision=args.rev, prev_kv=args.prev_kv
+    ) as groups:
         async for group in groups:
             for event in group["events"]:
                 if args.write_out == "json":

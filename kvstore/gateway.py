@@ -19,7 +19,9 @@ import json
 import logging
 from typing import Any
 
+import prometheus_client
 import trio
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kvstore import commands as c
 from kvstore.errors import ErrorCode, KVError, invalid
@@ -183,8 +185,35 @@ def error_json(err: KVError) -> tuple[int, dict]:
 # --- the ASGI app ---------------------------------------------------------------------------
 
 
+class MemberMetrics:
+    """A prometheus_client collector: the member's figures, read when scraped."""
+
+    def __init__(self, server: KVServer) -> None:
+        self.server = server
+
+    def collect(self):
+        replica = self.server.replica
+        raft = replica.raft_status()
+        state = replica.read_local([c.status()])[0]
+        for name, documentation, value in (
+                ("ketch_kv_revision", "The store's current revision.", state["revision"]),
+                ("ketch_kv_keys", "Live keys.", state["keys"]),
+                ("ketch_kv_db_size_bytes", "Bytes of history held.", state["db_size"]),
+                ("ketch_kv_is_leader", "1 if this member leads.", int(raft["is_leader"])),
+                ("ketch_kv_raft_term", "The raft term.", raft["raft_term"]),
+                ("ketch_kv_raft_applied_index", "Last applied log index.", raft["raft_applied_index"]),
+                ("ketch_kv_client_connections", "Open client connections.", self.server.connections)):
+            yield GaugeMetricFamily(name, documentation, value=value)
+        yield CounterMetricFamily("ketch_kv_journal_syncs", "fdatasync calls on the raft log.",
+                                  value=raft["journal_syncs"])
+
+
 class Gateway:
     def __init__(self, server: KVServer) -> None:
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=False)
+        self.registry.register(MemberMetrics(server))
+        for histogram in (server.write_hops, server.read_hops):
+            self.registry.register(histogram)
         self.server = server
         self.routes = {
             "/v3/kv/range": self._range, "/v3/kv/put": self._put,
@@ -213,8 +242,8 @@ class Gateway:
                 return await _reply(send, 200 if healthy else 503, b"ok\n" if healthy else b"no leader\n",
                                     content_type=b"text/plain")
             if path == "/metrics":
-                return await _reply(send, 200, self.metrics().encode(),
-                                    content_type=b"text/plain; version=0.0.4")
+                return await _reply(send, 200, prometheus_client.generate_latest(self.registry),
+                                    content_type=prometheus_client.CONTENT_TYPE_LATEST.encode())
             self._authorize(scope)
             body = await _read_json(receive)
             if path == "/v3/watch":
@@ -330,33 +359,6 @@ class Gateway:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except Exception:  # the client hung up
                     pass
-
-    def metrics(self) -> str:
-        replica = self.server.replica
-        raft = replica.raft_status()
-        state = replica.read_local([c.status()])[0]
-        lines = [
-            "# HELP ketch_kv_revision The store's current revision.", "# TYPE ketch_kv_revision gauge",
-            f"ketch_kv_revision {state['revision']}",
-            "# HELP ketch_kv_keys Live keys.", "# TYPE ketch_kv_keys gauge", f"ketch_kv_keys {state['keys']}",
-            "# HELP ketch_kv_db_size_bytes Bytes of history held.", "# TYPE ketch_kv_db_size_bytes gauge",
-            f"ketch_kv_db_size_bytes {state['db_size']}",
-            "# HELP ketch_kv_is_leader 1 if this member leads.", "# TYPE ketch_kv_is_leader gauge",
-            f"ketch_kv_is_leader {int(raft['is_leader'])}",
-            "# HELP ketch_kv_raft_term The raft term.", "# TYPE ketch_kv_raft_term gauge",
-            f"ketch_kv_raft_term {raft['raft_term']}",
-            "# HELP ketch_kv_raft_applied_index Last applied log index.",
-            "# TYPE ketch_kv_raft_applied_index gauge", f"ketch_kv_raft_applied_index {raft['raft_applied_index']}",
-            "# HELP ketch_kv_journal_syncs_total fdatasync calls on the raft log.",
-            "# TYPE ketch_kv_journal_syncs_total counter", f"ketch_kv_journal_syncs_total {raft['journal_syncs']}",
-            "# HELP ketch_kv_client_connections Open client connections.",
-            "# TYPE ketch_kv_client_connections gauge", f"ketch_kv_client_connections {self.server.connections}",
-            *self.server.write_hops.render(
-                "ketch_kv_write_hop_seconds", "A write's time per hop on the member it reached (kvstore.timeline)."),
-            *self.server.read_hops.render(
-                "ketch_kv_read_hop_seconds", "A linearizable read's time per hop (kvstore.timeline)."),
-        ]
-        return "\n".join(lines) + "\n"
 
 
 async def _read_json(receive) -> dict:

@@ -22,13 +22,14 @@ import threading
 import time
 from typing import Any, Awaitable, Callable
 
+import prometheus_client
 import trio
 
 from kvstore import commands
 from kvstore.errors import ErrorCode, KVError, invalid, unavailable
 from kvstore.replica import Replica
 from kvstore.requests import READ_OPS, parse_command
-from kvstore.timeline import READ_HOPS, WRITE_HOPS, HopHistograms
+from kvstore.timeline import HOP_BUCKETS_S, READ_HOPS, WRITE_HOPS, hop_durations
 from kvstore.wire import FrameReader, frame, receive_message
 
 log = logging.getLogger("ketch.kv.server")
@@ -126,8 +127,15 @@ class KVServer:
         self.name = name
         self.feed = feed
         self.connections = 0
-        self.write_hops = HopHistograms(WRITE_HOPS)
-        self.read_hops = HopHistograms(READ_HOPS)
+        self.write_hops = prometheus_client.Histogram(
+            "ketch_kv_write_hop_seconds", "A write's time per hop on the member it reached (kvstore.timeline).",
+            ["hop"], buckets=HOP_BUCKETS_S, registry=None)
+        self.read_hops = prometheus_client.Histogram(
+            "ketch_kv_read_hop_seconds", "A linearizable read's time per hop (kvstore.timeline).",
+            ["hop"], buckets=HOP_BUCKETS_S, registry=None)
+        self._hop_children = {(histogram, hop): histogram.labels(hop)
+                              for histogram, hops in ((self.write_hops, WRITE_HOPS), (self.read_hops, READ_HOPS))
+                              for hop in hops[1:]}
         # etcd's member ids are 64-bit numbers; ours is derived from the name, stable across restarts
         self.member_id = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 1
 
@@ -243,15 +251,17 @@ class KVServer:
         if op in READ_OPS and (serializable or self.unsafe_local_reads):
             result = self.replica.read_local([command])[0]
         elif op in READ_OPS:
-            result = await self._until_answered(self.replica.submit_reads, [command], self.read_hops, READ_TIMED_OUT)
+            result = await self._until_answered(self.replica.submit_reads, [command], self.read_hops, READ_HOPS,
+                                                READ_TIMED_OUT)
             result = result[0] if isinstance(result, list) else result
         else:
-            result = await self._until_answered(self.replica.submit_write, command, self.write_hops, WRITE_TIMED_OUT)
+            result = await self._until_answered(self.replica.submit_write, command, self.write_hops, WRITE_HOPS,
+                                                WRITE_TIMED_OUT)
         if isinstance(result, KVError):
             raise result
         return result
 
-    async def _until_answered(self, submit, request, hops: HopHistograms,
+    async def _until_answered(self, submit, request, histogram, hops: tuple[str, ...],
                               timed_out: tuple[str, bool]) -> Any:
         """Submit until the replica answers. An answer that proves nothing was done (no leader
         yet, the leader changed before the request was appended, a read index not given) is
@@ -268,15 +278,17 @@ class KVServer:
             if not (isinstance(result, KVError) and result.code == ErrorCode.UNAVAILABLE
                     and not result.details.get("ambiguous")) or trio.current_time() >= deadline:
                 stamps["answered"] = time.perf_counter()
-                hops.observe(stamps)
+                for hop, seconds in hop_durations(hops, stamps):
+                    self._hop_children[histogram, hop].observe(seconds)
                 return result
             await self.feed.wait_leader_change(min(RETRY_WAIT_S, deadline - trio.current_time()))
 
     async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
         """Push {"created", "revision"}, then {"revision", "events"} whenever events for the
         watched keys are applied (revision = the store's revision they were read at; each
-        event's kv has its own mod_revision; a revision is never split), until cancelled; {"canceled", "compact_revision"} if the start
-        revision is compacted. Both the msgpack port and the JSON gateway use this loop."""
+        event's kv has its own mod_revision; a revision is never split), until cancelled;
+        {"canceled", "compact_revision"} if the start revision is compacted. Both the msgpack port
+        and the JSON gateway use this loop."""
         if not isinstance(spec, dict) or not isinstance(spec.get("key"), bytes) or not spec["key"]:
             raise invalid("watch needs a non-empty bytes key")
         key, range_end = spec["key"], spec.get("range_end") or None

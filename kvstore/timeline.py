@@ -13,8 +13,10 @@ A write is stamped at each hop on the member that received it:
 Linearizable reads are stamped received -> confirmed (ReadIndex: leadership confirmed and the
 read index known) -> applied (this member applied up to it) -> answered.
 
-Each hop's histogram observes (this stamp - the latest earlier stamp), so hops that overlap
-(a follower may learn of the quorum before its own sync) count as 0, never negative.
+Each hop's duration is (this stamp - the latest earlier stamp), so hops that overlap (a
+follower may learn of the quorum before its own sync) count as 0, never negative. The server
+keeps them as Prometheus histograms, ketch_kv_write_hop_seconds{hop=...} and
+ketch_kv_read_hop_seconds{hop=...}, on the gateway's /metrics.
 """
 
 from __future__ import annotations
@@ -24,58 +26,22 @@ from typing import Iterable
 
 WRITE_HOPS = ("received", "proposed", "appended", "synced", "quorum", "applied", "answered")
 READ_HOPS = ("received", "confirmed", "applied", "answered")
-BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+HOP_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MAX_TRACKED_ENTRIES = 100_000
 
 
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...] = BUCKETS_S) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.count += 1
-        self.sum += value
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-
-    def mean(self) -> float:
-        return self.sum / self.count if self.count else 0.0
-
-
-class HopHistograms:
-    """One histogram per hop of one kind of request (writes or reads)."""
-
-    def __init__(self, hops: tuple[str, ...]) -> None:
-        self.hops = hops
-        self.histograms = {hop: Histogram() for hop in hops[1:]}
-
-    def observe(self, stamps: dict[str, float]) -> None:
-        latest = stamps.get(self.hops[0])
-        if latest is None:
-            return
-        for hop in self.hops[1:]:
-            stamp = stamps.get(hop)
-            if stamp is None:
-                continue
-            self.histograms[hop].observe(max(0.0, stamp - latest))
+def hop_durations(hops: tuple[str, ...], stamps: dict[str, float]) -> list[tuple[str, float]]:
+    """(hop, seconds since the latest earlier stamp) for each hop that was stamped."""
+    latest = stamps.get(hops[0])
+    if latest is None:
+        return []
+    durations = []
+    for hop in hops[1:]:
+        stamp = stamps.get(hop)
+        if stamp is not None:
+            durations.append((hop, max(0.0, stamp - latest)))
             latest = max(latest, stamp)
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        for hop, histogram in self.histograms.items():
-            cumulative = 0
-            for bound, count in zip(histogram.buckets, histogram.counts):
-                cumulative += count
-                lines.append(f'{name}_bucket{{hop="{hop}",le="{bound}"}} {cumulative}')
-            lines.append(f'{name}_bucket{{hop="{hop}",le="+Inf"}} {histogram.count}')
-            lines.append(f'{name}_sum{{hop="{hop}"}} {histogram.sum:.6f}')
-            lines.append(f'{name}_count{{hop="{hop}"}} {histogram.count}')
-        return lines
+    return durations
 
 
 class EntryStamps:

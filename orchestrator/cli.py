@@ -1,19 +1,21 @@
-"""The `ketch` command. Subcommands arrive with the parts they drive (see README's status table)."""
+"""The `ketch` command. Each package brings its subcommands through its cli.py's `add_parser`;
+this module only lists the packages, in the order `ketch --help` shows them."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from kvstore.cli import add_kv_parser, run_kv
+from kvstore import cli as kv_cli
 from orchestrator import __version__
-from orchestrator.apiserver.cli import add_apiserver_parsers, run_apiserver, run_pki
-from orchestrator.lab.chaos_cli import add_chaos_parser, run_chaos
-from orchestrator.lab.check_cli import add_check_parser, run_check
-from orchestrator.controllers.manager import add_manager_parser, run_manager
-from orchestrator.hollow import add_hollow_parser, run_hollow
-from orchestrator.scheduler.scheduler import add_scheduler_parser, run_scheduler
-from orchestrator.up_cli import add_up_parser, run_up
+from orchestrator.apiserver import cli as apiserver_cli
+from orchestrator.controllers import cli as controllers_cli
+from orchestrator.hollow import cli as hollow_cli
+from orchestrator.lab import cli as lab_cli
+from orchestrator.pki import cli as pki_cli
+from orchestrator.scheduler import cli as scheduler_cli
+
+PACKAGES = (kv_cli, lab_cli, pki_cli, apiserver_cli, scheduler_cli, controllers_cli, hollow_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,14 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ketch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_kv_parser(subparsers)
-    add_check_parser(subparsers)
-    add_chaos_parser(subparsers)
-    add_apiserver_parsers(subparsers)
-    add_up_parser(subparsers)
-    add_scheduler_parser(subparsers)
-    add_manager_parser(subparsers)
-    add_hollow_parser(subparsers)
+    for package in PACKAGES:
+        package.add_parser(subparsers)
     return parser
 
 
@@ -41,25 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command == "kv":
-        return run_kv(args)
-    if args.command == "check":
-        return run_check(args)
-    if args.command == "chaos":
-        return run_chaos(args)
-    if args.command == "apiserver":
-        return run_apiserver(args)
-    if args.command == "pki":
-        return run_pki(args)
-    if args.command == "up":
-        return run_up(args)
-    if args.command == "scheduler":
-        return run_scheduler(args)
-    if args.command == "controller-manager":
-        return run_manager(args)
-    if args.command == "hollow-nodes":
-        return run_hollow(args)
-    return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
-"""Prometheus metrics for the components: counters, gauges and histograms in the text format,
-served on /metrics (and /healthz) by Hypercorn."""
+"""Prometheus metrics for the components, through `prometheus_client` (the ecosystem's library):
+each component owns one registry, and a small ASGI app serves it on /metrics (with /healthz)."""
 
 from __future__ import annotations
 
-import bisect
 import logging
-from dataclasses import dataclass, field
-from typing import Callable
 
+import prometheus_client
 import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-DEFAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+__all__ = ["Counter", "Gauge", "Histogram", "Registry", "answer_lifespan"]
+
+prometheus_client.disable_created_metrics()  # Kubernetes' components do not expose *_created either
 
 
 async def answer_lifespan(receive, send) -> None:
@@ -20,79 +21,20 @@ async def answer_lifespan(receive, send) -> None:
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def _labels(labels: dict[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+class Registry(CollectorRegistry):
+    """A component's metrics. Create them with `registry=` this object; `gauge_of` reads a value
+    when scraped. As an ASGI app it answers /metrics, /healthz (ok) and 404 for anything else."""
 
-
-@dataclass
-class Counter:
-    name: str
-    help: str
-    values: dict[tuple, float] = field(default_factory=dict)
-    kind = "counter"
-
-    def inc(self, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        self.values[key] = self.values.get(key, 0) + amount
-
-    def lines(self) -> list[str]:
-        return [f"{self.name}{_labels(dict(k))} {v}" for k, v in sorted(self.values.items())] or [f"{self.name} 0"]
-
-
-@dataclass
-class Gauge:
-    name: str
-    help: str
-    read: Callable[[], float]
-    kind = "gauge"
-
-    def lines(self) -> list[str]:
-        return [f"{self.name} {self.read()}"]
-
-
-@dataclass
-class Histogram:
-    name: str
-    help: str
-    buckets: tuple = DEFAULT_BUCKETS
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    observations: int = 0
-    kind = "histogram"
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * len(self.buckets)
-
-    def observe(self, value: float) -> None:
-        index = bisect.bisect_left(self.buckets, value)
-        if index < len(self.counts):
-            self.counts[index] += 1
-        self.total += value
-        self.observations += 1
-
-    def lines(self) -> list[str]:
-        out, running = [], 0
-        for bound, count in zip(self.buckets, self.counts):
-            running += count
-            out.append(f'{self.name}_bucket{{le="{bound}"}} {running}')
-        out += [f'{self.name}_bucket{{le="+Inf"}} {self.observations}', f"{self.name}_sum {self.total}",
-                f"{self.name}_count {self.observations}"]
-        return out
-
-
-class Registry:
     def __init__(self) -> None:
-        self.metrics: list = []
+        super().__init__(auto_describe=True)
 
-    def add(self, metric):
-        self.metrics.append(metric)
-        return metric
+    def gauge_of(self, name: str, documentation: str, read) -> Gauge:
+        gauge = Gauge(name, documentation, registry=self)
+        gauge.set_function(read)
+        return gauge
 
     def text(self) -> str:
-        lines = []
-        for metric in self.metrics:
-            lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}", *metric.lines()]
-        return "\n".join(lines) + "\n"
+        return prometheus_client.generate_latest(self).decode()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -102,7 +44,7 @@ class Registry:
         body, status = (self.text().encode(), 200) if scope["path"] == "/metrics" else \
             (b"ok", 200) if scope["path"] == "/healthz" else (b"not found", 404)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain; version=0.0.4")]})
+                    "headers": [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode())]})
         await send({"type": "http.response.body", "body": body})
 
     async def serve(self, bind: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -38,3 +38,45 @@ def filled(*pairs: tuple[bytes, bytes]) -> StateMachine:
     for key, value in pairs:
         sm.apply(c.put(key, value))
     return sm
+
+
+class Strict:
+    """A StateMachine whose only allowed failure is a typed KVError. Any other exception raised
+    by it becomes the test's AssertionError: errors are typed (a crash is a broken rule), and the
+    mutation check counts a mutant as caught only when an assertion fails."""
+
+    def __init__(self, machine: StateMachine) -> None:
+        self.machine = machine
+
+    def __getattr__(self, name: str):
+        return getattr(self.machine, name)
+
+    @staticmethod
+    def _call(function, *args, **kw):
+        try:
+            return function(*args, **kw)
+        except KVError:
+            raise
+        except Exception as err:
+            raise AssertionError(f"{function.__name__}{args!r} crashed: {type(err).__name__}: {err}") from err
+
+    def apply(self, command):
+        return self._call(self.machine.apply, command)
+
+    def apply_safely(self, command):
+        return self._call(self.machine.apply_safely, command)
+
+    def watch_events(self, *args, **kw):
+        return self._call(self.machine.watch_events, *args, **kw)
+
+    def dump(self) -> bytes:
+        """The snapshot; a machine that cannot even be snapshotted has broken a rule."""
+        from kvstore import snapshot
+        return self._call(snapshot.dump, self.machine)
+
+    def apply_ok(self, command) -> dict:
+        """A command that must succeed: a KVError is an assertion failure too."""
+        try:
+            return self.apply(command)
+        except KVError as err:
+            raise AssertionError(f"{command!r} failed: {err}") from err

@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
+from orchestrator.api.resources import Resource
 from orchestrator.apiserver.errors import invalid
-from orchestrator.apiserver.resources import Resource
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -109,14 +109,21 @@ def _validate_meta(resource: Resource, obj: dict, causes: Causes) -> None:
         values = meta.get(field)
         if values is None:
             continue
-        if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
             _bad(causes, f"metadata.{field}", values, "must be a map of strings to strings")
         elif field == "labels":
-            for key, value in values.items():
+            for value in values.values():
                 if len(value) > 63 or not LABEL_VALUE.match(value):
-                    _bad(causes, "metadata.labels", value, "a valid label must be an empty string or consist "
-                         "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                         "alphanumeric character")
+                    _bad(
+                        causes,
+                        "metadata.labels",
+                        value,
+                        "a valid label must be an empty string or consist "
+                        "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                        "alphanumeric character",
+                    )
 
 
 def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
@@ -146,8 +153,13 @@ def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
                 _bad(causes, f"{where}.ports[{j}].containerPort", number, "must be between 1 and 65535, inclusive")
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in ("Always", "OnFailure", "Never"):
-        causes.append((f"{field}.restartPolicy", "FieldValueNotSupported",
-                       f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"'))
+        causes.append(
+            (
+                f"{field}.restartPolicy",
+                "FieldValueNotSupported",
+                f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
+            )
+        )
 
 
 def _validate_workload(obj: dict, causes: Causes) -> None:

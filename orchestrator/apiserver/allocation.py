@@ -8,8 +8,8 @@ import logging
 import random
 from dataclasses import dataclass
 
+from orchestrator.api.resources import Resource
 from orchestrator.apiserver import errors
-from orchestrator.apiserver.resources import Resource
 from orchestrator.apiserver.storage import Store
 
 log = logging.getLogger("ketch.apiserver.allocation")

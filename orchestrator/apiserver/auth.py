@@ -10,7 +10,8 @@ A user's role comes from its groups:
 | ketch:schedulers | scheduler | read everything; bind pods; write pod status, events, its Lease |
 | ketch:controllers | controller | read and write everything except Nodes' creation and deletion |
 | ketch:proxies | proxy | read services, endpoints, endpointslices, nodes, pods; write events |
-| system:nodes (user system:node:NAME) | node:NAME | read what a kubelet reads; write only its own Node, its Lease, events, and the status and deletion of pods bound to it |
+| system:nodes (user system:node:NAME) | node:NAME | read what a kubelet reads; write only its own Node, |
+|   |   | its Lease, events, and the status and deletion of pods bound to it |
 
 Everyone authenticated may create a SelfSubjectAccessReview (`kubectl auth can-i`).
 """
@@ -23,8 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READ = {"get", "list", "watch"}
-ROLE_OF_GROUP = {"system:masters": "admin", "ketch:viewers": "viewer", "ketch:schedulers": "scheduler",
-                 "ketch:controllers": "controller", "ketch:proxies": "proxy"}
+ROLE_OF_GROUP = {
+    "system:masters": "admin",
+    "ketch:viewers": "viewer",
+    "ketch:schedulers": "scheduler",
+    "ketch:controllers": "controller",
+    "ketch:proxies": "proxy",
+}
 NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "nodes", "namespaces", "leases"}
 
 
@@ -38,7 +44,7 @@ class User:
     def roles(self) -> set[str]:
         roles = {ROLE_OF_GROUP[g] for g in self.groups if g in ROLE_OF_GROUP}
         if "system:nodes" in self.groups and self.name.startswith("system:node:"):
-            roles.add("node:" + self.name[len("system:node:"):])
+            roles.add("node:" + self.name[len("system:node:") :])
         return roles
 
 
@@ -53,7 +59,7 @@ def load_tokens(path: Path) -> dict[str, User]:
             if not row or row[0].startswith("#"):
                 continue
             if len(row) < 3 or not row[0] or not row[1]:
-                raise TokenFileError(f"{path}:{number}: expected token,user,uid[,\"groups\"]")
+                raise TokenFileError(f'{path}:{number}: expected token,user,uid[,"groups"]')
             groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
             tokens[row[0]] = User(row[1], row[2], groups)
     if not tokens:
@@ -64,7 +70,7 @@ def load_tokens(path: Path) -> dict[str, User]:
 def authenticate(tokens: dict[str, User], header: str | None) -> User | None:
     if not header or not header.startswith("Bearer "):
         return None
-    offered = header[len("Bearer "):].strip().encode()
+    offered = header[len("Bearer ") :].strip().encode()
     for token, user in tokens.items():  # compare each in constant time
         if hmac.compare_digest(token.encode(), offered):
             return user
@@ -89,8 +95,13 @@ def allowed(user: User, request: Request, pod_node: str | None = None) -> bool:
 
 def needs_pod_node(user: User, request: Request) -> bool:
     """A node's write to a pod is decided by where the pod is bound: the caller must look it up."""
-    return (request.resource == "pods" and request.verb not in READ and request.name is not None
-            and any(r.startswith("node:") for r in user.roles) and not user.roles & {"admin", "controller"})
+    return (
+        request.resource == "pods"
+        and request.verb not in READ
+        and request.name is not None
+        and any(r.startswith("node:") for r in user.roles)
+        and not user.roles & {"admin", "controller"}
+    )
 
 
 def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
@@ -101,13 +112,18 @@ def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
     if role == "controller":
         return not (r.resource == "nodes" and r.subresource is None and r.verb in ("create", "delete"))
     if role == "scheduler":
-        return (r.resource == "pods" and r.subresource in ("binding", "status")) or r.resource == "bindings" \
-            or r.resource == "events" or (r.resource == "leases" and r.namespace == "kube-system")
+        return (
+            (r.resource == "pods" and r.subresource in ("binding", "status"))
+            or r.resource == "bindings"
+            or r.resource == "events"
+            or (r.resource == "leases" and r.namespace == "kube-system")
+        )
     if role == "proxy":
-        return (r.verb in READ and r.resource in ("services", "endpoints", "endpointslices", "nodes", "pods")) \
-            or (r.resource == "events" and r.verb in ("create", "patch", "update"))
+        return (r.verb in READ and r.resource in ("services", "endpoints", "endpointslices", "nodes", "pods")) or (
+            r.resource == "events" and r.verb in ("create", "patch", "update")
+        )
     if role.startswith("node:"):
-        node = role[len("node:"):]
+        node = role[len("node:") :]
         if r.verb in READ:
             return r.resource in NODE_READS
         if r.resource == "nodes":

@@ -1,4 +1,4 @@
-"""`ketch apiserver` and `ketch pki init|node`."""
+"""`ketch apiserver`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import trio
 log = logging.getLogger("ketch.apiserver")
 
 
-def add_apiserver_parsers(subparsers) -> None:
+def add_parser(subparsers) -> None:
     api = subparsers.add_parser("apiserver", help="serve the Kubernetes API on a kv cluster")
     api.add_argument("--kv-endpoints", default=os.environ.get("KETCH_KV_ENDPOINTS"),
                      help="HOST:PORT,... of the kv members' client ports")
@@ -29,28 +29,7 @@ def add_apiserver_parsers(subparsers) -> None:
                      help="requests served at once (watches excluded); more get 429 with Retry-After")
     api.add_argument("--watch-bookmark-seconds", type=float, default=10.0,
                      help="a quiet watch that allows bookmarks gets one this often")
-    pki = subparsers.add_parser("pki", help="certificates, tokens and kubeconfigs for a lab")
-    sub = pki.add_subparsers(dest="pki_command", metavar="COMMAND", required=True)
-    init = sub.add_parser("init", help="CA, API server certificate, tokens.csv and one kubeconfig per role")
-    init.add_argument("--dir", type=Path, required=True)
-    init.add_argument("--server", required=True, help="https://HOST:PORT the kubeconfigs point at")
-    node = sub.add_parser("node", help="a token and node-NAME.kubeconfig for one node")
-    node.add_argument("name")
-    node.add_argument("--dir", type=Path, required=True)
-
-
-def run_pki(args) -> int:
-    from orchestrator.apiserver import pki
-    try:
-        if args.pki_command == "init":
-            for path in pki.init(args.dir, args.server):
-                print(path)
-        else:
-            print(pki.add_node(args.dir, args.name))
-    except (ValueError, OSError) as err:
-        print(f"ketch pki: {err}", file=sys.stderr)
-        return 2
-    return 0
+    api.set_defaults(func=run_apiserver)
 
 
 class Config(Exception):

@@ -14,7 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-from orchestrator.apiserver.resources import Resource, groups, in_group_version, subresource_info
+from orchestrator.api.resources import (
+    Resource,
+    groups,
+    in_group_version,
+    subresource_info,
+)
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-ketch", "gitCommit": "ketch",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.apiserver.resources import Resource
+from orchestrator.api.resources import Resource
 
 
 class APIError(Exception):
@@ -86,8 +86,13 @@ def forbidden(user: str, verb: str, resource: Resource | str, namespace: str | N
     sub = f"/{subresource}" if subresource else ""
     quoted = f' "{name}"' if name else ""
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    return APIError(403, "Forbidden", f'{named}{sub}{quoted} is forbidden: User "{user}" cannot {verb} resource '
-                    f'"{plural}{sub}" in API group "{group}"{scope}', {"name": name or "", "group": group, "kind": plural})
+    return APIError(
+        403,
+        "Forbidden",
+        f'{named}{sub}{quoted} is forbidden: User "{user}" cannot {verb} resource '
+        f'"{plural}{sub}" in API group "{group}"{scope}',
+        {"name": name or "", "group": group, "kind": plural},
+    )
 
 
 def expired(message: str) -> APIError:
@@ -99,8 +104,13 @@ def too_large(limit: int) -> APIError:
 
 
 def too_many_requests(retry_after_s: int = 1) -> APIError:
-    return APIError(429, "TooManyRequests", "too many requests in flight, please try again later",
-                    {"retryAfterSeconds": retry_after_s}, {"retry-after": str(retry_after_s)})
+    return APIError(
+        429,
+        "TooManyRequests",
+        "too many requests in flight, please try again later",
+        {"retryAfterSeconds": retry_after_s},
+        {"retry-after": str(retry_after_s)},
+    )
 
 
 def unavailable(message: str) -> APIError:

@@ -10,21 +10,19 @@ from urllib.parse import urlencode
 import h11
 import trio
 
+from orchestrator.api import nodes
 from orchestrator.apiserver import errors
+from orchestrator.client.transport import Connection, ConnectionClosed
 
-KUBELET_PORT = 10250
 CONNECT_TIMEOUT_S = 3.0
 PASSED_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "limitBytes", "previous")
 
 
 def kubelet_address(node: dict) -> tuple[str, int]:
-    status = node.get("status") or {}
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    host = addresses.get("InternalIP") or addresses.get("Hostname")
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
+    host = nodes.internal_ip(node)
     if not host:
         raise errors.unavailable(f'node "{node["metadata"]["name"]}" has no InternalIP: cannot reach its kubelet')
-    return host, int(port)
+    return host, nodes.kubelet_port(node)
 
 
 def container_of(pod: dict, requested: str | None) -> str:
@@ -45,32 +43,27 @@ async def proxy_log(request, pod: dict, node: dict) -> None:
     meta = pod["metadata"]
     query = urlencode({k: request.query[k] for k in PASSED_PARAMS if k in request.query})
     target = f"/containerLogs/{meta['namespace']}/{meta['name']}/{container}" + (f"?{query}" if query else "")
+    connection = Connection(host, port, None)
     try:
         with trio.fail_after(CONNECT_TIMEOUT_S):
-            stream = await trio.open_tcp_stream(host, port)
+            await connection.open()
     except (OSError, trio.TooSlowError) as err:
         raise errors.unavailable(f'the kubelet of node "{node["metadata"]["name"]}" at {host}:{port} does not '
                                  f"answer ({err or 'timed out'}): no logs can be fetched") from None
-    async with stream:
-        connection = h11.Connection(h11.CLIENT)
-        await stream.send_all(connection.send(h11.Request(method="GET", target=target, headers=[
-            ("Host", f"{host}:{port}"), ("Connection", "close")])))
-        await stream.send_all(connection.send(h11.EndOfMessage()))
-        started = False
-        while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                connection.receive_data(await stream.receive_some(65536))
-                continue
-            if isinstance(event, h11.Response):
-                if event.status_code != 200:
-                    raise errors.APIError(event.status_code, "InternalError",
-                                          f"the kubelet answered {event.status_code} for {target}")
+    started = False
+    try:
+        async for piece in connection.stream_response("GET", target, [("Connection", "close")]):
+            if isinstance(piece, h11.Response):
+                if piece.status_code != 200:
+                    raise errors.APIError(piece.status_code, "InternalError",
+                                          f"the kubelet answered {piece.status_code} for {target}")
                 await request.start_stream("text/plain")
                 started = True
-            elif isinstance(event, h11.Data) and started:
-                await request.send({"type": "http.response.body", "body": bytes(event.data), "more_body": True})
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                break
+            else:
+                await request.send({"type": "http.response.body", "body": piece, "more_body": True})
+    except ConnectionClosed:
+        pass  # the kubelet went away mid-log: end what was sent
+    finally:
+        await connection.aclose()
         if started:
             await request.end_stream()

@@ -8,9 +8,9 @@ import secrets
 import string
 import uuid
 
-from orchestrator import timestamps
+from orchestrator.api import timestamps
+from orchestrator.api.resources import Resource
 from orchestrator.apiserver import errors
-from orchestrator.apiserver.resources import Resource
 
 STATUS_RESET_ON_CREATE = {"Pod": {"phase": "Pending"}, "Deployment": {}, "ReplicaSet": {},
                           "Service": {"loadBalancer": {}}}

@@ -3,11 +3,13 @@ protobuf message kubectl insists on) and the ways to answer it, including chunke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
 
+from orchestrator.api.resources import Resource
 from orchestrator.apiserver import auth, errors, jsoncodec, protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -95,8 +97,13 @@ class Request:
 
     async def start_stream(self, content_type: str) -> None:
         self.status = 200
-        await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache, private")],
+            }
+        )
 
     async def stream_line(self, payload: dict) -> None:
         await self.stream_bytes(encode_line(payload))
@@ -109,3 +116,11 @@ class Request:
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:  # the client already hung up
             pass
+
+
+@dataclass
+class Route:
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import json
 import logging
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ import trio
 from kvstore import commands as c
 from kvstore.client import KVClient
 from kvstore.errors import ErrorCode, KVError
+from orchestrator.api.resources import STORED, Resource
 from orchestrator.apiserver import errors, jsoncodec
-from orchestrator.apiserver.resources import STORED, Resource
 
 log = logging.getLogger("ketch.apiserver.storage")
 
@@ -92,12 +93,15 @@ class WatchCache:
         while True:
             try:
                 listing = await kv.range(prefix, c.prefix_end(prefix))
-                self.objects = {kv_["key"].decode(): decode(kv_["value"], kv_["mod_revision"]) for kv_ in listing["kvs"]}
+                self.objects = {
+                    kv_["key"].decode(): decode(kv_["value"], kv_["mod_revision"]) for kv_ in listing["kvs"]
+                }
                 self.revision = self.oldest = listing["header"]["revision"]
                 self.events.clear()
                 self.ready.set()
-                async with kv.watch(prefix, c.prefix_end(prefix), start_revision=self.revision + 1,
-                                    prev_kv=True) as watch:
+                async with kv.watch(
+                    prefix, c.prefix_end(prefix), start_revision=self.revision + 1, prev_kv=True
+                ) as watch:
                     async for message in watch:
                         for event in message["events"]:
                             self._apply(event)
@@ -146,8 +150,11 @@ class WatchCache:
         """Events to send first, and a watcher whose `receive` has the live ones. since=None: the
         current state as ADDED events. Raises 410 Expired if `since` is older than the window."""
         if since is None:
-            initial = [WatchEvent("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
-                       for _, obj in sorted(self.objects.items()) if accept(obj)]
+            initial = [
+                WatchEvent("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
+                for _, obj in sorted(self.objects.items())
+                if accept(obj)
+            ]
         elif since < self.oldest:
             raise errors.expired(f"too old resource version: {since} ({self.oldest + 1})")
         else:
@@ -160,6 +167,9 @@ class WatchCache:
     def unsubscribe(self, watcher: Watcher) -> None:
         if watcher in self.watchers:
             self._drop(watcher)
+
+
+DELETE = object()  # what a guaranteed_write decision returns to delete the object
 
 
 class Store:
@@ -190,8 +200,15 @@ class Store:
             raise errors.not_found(resource, name)
         return decode(found["value"], found["mod_revision"])
 
-    async def list(self, resource: Resource, namespace: str | None, *, resource_version: str | None = None,
-                   limit: int = 0, continue_token: str | None = None) -> tuple[list[dict], int, str | None]:
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        *,
+        resource_version: str | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> tuple[list[dict], int, str | None]:
         """(objects sorted by key, list resourceVersion, continue token or None)."""
         prefix = resource.key_prefix(namespace)
         if resource_version == "0" and not limit and not continue_token:
@@ -202,8 +219,9 @@ class Store:
         start, revision = prefix.encode(), 0
         if continue_token:
             start, revision = _read_continue(continue_token, prefix)
-        result = await self._call(self.kv.range(start, c.prefix_end(prefix.encode()), revision=revision,
-                                                limit=limit + 1 if limit else 0))
+        result = await self._call(
+            self.kv.range(start, c.prefix_end(prefix.encode()), revision=revision, limit=limit + 1 if limit else 0)
+        )
         kvs = result["kvs"]
         revision = revision or result["header"]["revision"]
         token = None
@@ -224,16 +242,24 @@ class Store:
     async def update(self, resource: Resource, namespace: str | None, obj: dict, expected: int) -> dict:
         name = obj["metadata"]["name"]
         key = resource.key(namespace, name).encode()
-        result = await self._call(self.kv.txn([c.compare(key, "mod_revision", "=", expected)], [c.put(key, encode(obj))],
-                                              [c.range_(key, keys_only=True)]))
+        result = await self._call(
+            self.kv.txn(
+                [c.compare(key, "mod_revision", "=", expected)],
+                [c.put(key, encode(obj))],
+                [c.range_(key, keys_only=True)],
+            )
+        )
         if not result["succeeded"]:
             raise self._why_not(resource, name, result)
         return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(result["header"]["revision"])}}
 
     async def delete(self, resource: Resource, namespace: str | None, name: str, expected: int) -> int:
         key = resource.key(namespace, name).encode()
-        result = await self._call(self.kv.txn([c.compare(key, "mod_revision", "=", expected)],
-                                              [c.delete_range(key)], [c.range_(key, keys_only=True)]))
+        result = await self._call(
+            self.kv.txn(
+                [c.compare(key, "mod_revision", "=", expected)], [c.delete_range(key)], [c.range_(key, keys_only=True)]
+            )
+        )
         if not result["succeeded"]:
             raise self._why_not(resource, name, result)
         return result["header"]["revision"]
@@ -244,38 +270,63 @@ class Store:
         return errors.conflict(resource, name) if found else errors.not_found(resource, name)
 
     async def guaranteed_update(self, resource: Resource, namespace: str | None, name: str,
-                                mutate: Callable[[dict], dict | None], attempts: int = 20) -> dict | None:
+                                mutate: Callable[[dict], dict | None]) -> dict:
         """Read, mutate, write with the read's revision; retry on a conflict. mutate returns the
-        new object, or None to leave it as it is.
+        new object, or None to leave it as it is."""
+        result, _ = await self.guaranteed_write(resource, namespace, name, mutate)
+        return result
+
+    async def guaranteed_write(self, resource: Resource, namespace: str | None, name: str, decide,
+                               attempts: int = 20) -> tuple[dict, bool]:
+        """The one conflict loop. `decide(current)` returns the new object, None (leave it) or
+        DELETE; the write or delete is a compare on the read's mod_revision, retried on a
+        conflict. Returns (the object as written, or as it was when deleted or left, deleted?).
 
         The first try starts from the watch cache's copy (as Kubernetes' GuaranteedUpdate does),
-        saving a quorum read per write: the write's compare on mod_revision refuses it if the
-        copy was stale. Any other answer from the copy (an error, "nothing to change") is decided
-        again from a quorum read."""
+        saving a quorum read per write: the compare refuses it if the copy was stale. Any other
+        answer from the copy (an error, "nothing to change") is decided again from a quorum read."""
         cached = self.cache(resource).objects.get(resource.key(namespace, name))
         if cached is not None:
             try:
-                updated = mutate(cached)
-                if updated is not None:
-                    return await self.update(resource, namespace, updated, int(cached["metadata"]["resourceVersion"]))
+                decision = decide(cached)
+                if decision is not None:
+                    return await self._commit(resource, namespace, name, cached, decision)
             except errors.APIError:
                 pass  # whatever the stale copy caused, the quorum read below decides
         for _ in range(attempts):
             current = await self.get(resource, namespace, name)
-            updated = mutate(current)
-            if updated is None:
-                return current
+            decision = decide(current)
+            if decision is None:
+                return current, False
             try:
-                return await self.update(resource, namespace, updated, int(current["metadata"]["resourceVersion"]))
+                return await self._commit(resource, namespace, name, current, decision)
             except errors.APIError as err:
                 if err.reason != "Conflict":
                     raise
         raise errors.conflict(resource, name, "too many concurrent writers, try again")
 
+    async def _commit(self, resource: Resource, namespace: str | None, name: str, current: dict,
+                      decision) -> tuple[dict, bool]:
+        expected = int(current["metadata"]["resourceVersion"])
+        if decision is DELETE:
+            revision = await self.delete(resource, namespace, name, expected)
+            gone = copy.deepcopy(current)
+            gone["metadata"]["resourceVersion"] = str(revision)
+            return gone, True
+        return await self.update(resource, namespace, decision, expected), False
+
+    async def lookup(self, resource: Resource, namespace: str | None, name: str) -> dict:
+        """The watch cache's copy when it has one, else a quorum read (the cache may lag a create
+        that just happened). For checks that tolerate a copy a moment old, such as "does the
+        namespace exist"."""
+        cached = self.cache(resource).objects.get(resource.key(namespace, name))
+        return cached if cached is not None else await self.get(resource, namespace, name)
+
     async def claim(self, key: str, owner: str) -> bool:
         """Create a key if absent (allocations: cluster IPs, node ports). True if it was ours to take."""
-        result = await self._call(self.kv.txn([c.compare(key.encode(), "create_revision", "=", 0)],
-                                              [c.put(key.encode(), owner.encode())]))
+        result = await self._call(
+            self.kv.txn([c.compare(key.encode(), "create_revision", "=", 0)], [c.put(key.encode(), owner.encode())])
+        )
         return result["succeeded"]
 
     async def release(self, key: str) -> None:

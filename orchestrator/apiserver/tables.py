@@ -90,24 +90,45 @@ def _selector_text(selector: dict | None) -> str:
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expression in selector.get("matchExpressions") or []:
         op, values = expression.get("operator"), ",".join(expression.get("values") or [])
-        parts.append({"In": f"{expression.get('key')} in ({values})", "NotIn": f"{expression.get('key')} notin ({values})",
-                      "Exists": expression.get("key"), "DoesNotExist": f"!{expression.get('key')}"}.get(op, ""))
+        parts.append(
+            {
+                "In": f"{expression.get('key')} in ({values})",
+                "NotIn": f"{expression.get('key')} notin ({values})",
+                "Exists": expression.get("key"),
+                "DoesNotExist": f"!{expression.get('key')}",
+            }.get(op, "")
+        )
     return ",".join(parts) or "<none>"
 
 
 def _deployment_row(obj: dict) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     names, images = _containers(obj)
-    return [_meta(obj).get("name"), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
-            status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(obj), names, images,
-            _selector_text(spec.get("selector"))]
+    return [
+        _meta(obj).get("name"),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        _age(obj),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
 
 
 def _replicaset_row(obj: dict) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     names, images = _containers(obj)
-    return [_meta(obj).get("name"), spec.get("replicas", 0), status.get("replicas", 0),
-            status.get("readyReplicas", 0), _age(obj), names, images, _selector_text(spec.get("selector"))]
+    return [
+        _meta(obj).get("name"),
+        spec.get("replicas", 0),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        _age(obj),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
 
 
 def _service_row(obj: dict) -> list[Any]:
@@ -119,11 +140,19 @@ def _service_row(obj: dict) -> list[Any]:
             text += f":{port['nodePort']}"
         ports.append(f"{text}/{port.get('protocol', 'TCP')}")
     ingress = [i.get("ip") or i.get("hostname") for i in (status.get("loadBalancer") or {}).get("ingress") or []]
-    external = ",".join(filter(None, ingress + (spec.get("externalIPs") or []))) or \
-        ("<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
+    external = ",".join(filter(None, ingress + (spec.get("externalIPs") or []))) or (
+        "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+    )
     selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())) or "<none>"
-    return [_meta(obj).get("name"), spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>", external,
-            ",".join(ports) or "<none>", _age(obj), selector]
+    return [
+        _meta(obj).get("name"),
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP") or "<none>",
+        external,
+        ",".join(ports) or "<none>",
+        _age(obj),
+        selector,
+    ]
 
 
 def _endpoints_row(obj: dict) -> list[Any]:
@@ -139,9 +168,13 @@ def _endpoints_row(obj: dict) -> list[Any]:
 def _event_row(obj: dict) -> list[Any]:
     involved = obj.get("involvedObject") or {}
     seen = obj.get("lastTimestamp") or obj.get("eventTime") or _meta(obj).get("creationTimestamp")
-    return [human_age(seen[:19] + "Z" if seen and len(seen) > 20 else seen), obj.get("type", ""),
-            obj.get("reason", ""), f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
-            obj.get("message", "")]
+    return [
+        human_age(seen[:19] + "Z" if seen and len(seen) > 20 else seen),
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
+        obj.get("message", ""),
+    ]
 
 
 def _namespace_row(obj: dict) -> list[Any]:
@@ -150,25 +183,84 @@ def _namespace_row(obj: dict) -> list[Any]:
 
 Column = tuple[str, str, int]  # name, type, priority
 PRINTERS: dict[str, tuple[list[Column], Callable[[dict], list[Any]]]] = {
-    "Pod": ([("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0), ("Restarts", "string", 0),
-             ("Age", "string", 0), ("IP", "string", 1), ("Node", "string", 1), ("Nominated Node", "string", 1),
-             ("Readiness Gates", "string", 1)], _pod_row),
-    "Node": ([("Name", "string", 0), ("Status", "string", 0), ("Roles", "string", 0), ("Age", "string", 0),
-              ("Version", "string", 0), ("Internal-IP", "string", 1), ("External-IP", "string", 1),
-              ("OS-Image", "string", 1), ("Kernel-Version", "string", 1), ("Container-Runtime", "string", 1)],
-             _node_row),
-    "Deployment": ([("Name", "string", 0), ("Ready", "string", 0), ("Up-to-date", "string", 0),
-                    ("Available", "string", 0), ("Age", "string", 0), ("Containers", "string", 1),
-                    ("Images", "string", 1), ("Selector", "string", 1)], _deployment_row),
-    "ReplicaSet": ([("Name", "string", 0), ("Desired", "integer", 0), ("Current", "integer", 0),
-                    ("Ready", "integer", 0), ("Age", "string", 0), ("Containers", "string", 1),
-                    ("Images", "string", 1), ("Selector", "string", 1)], _replicaset_row),
-    "Service": ([("Name", "string", 0), ("Type", "string", 0), ("Cluster-IP", "string", 0),
-                 ("External-IP", "string", 0), ("Port(s)", "string", 0), ("Age", "string", 0),
-                 ("Selector", "string", 1)], _service_row),
+    "Pod": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        _pod_row,
+    ),
+    "Node": (
+        [
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ],
+        _node_row,
+    ),
+    "Deployment": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "string", 0),
+            ("Available", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _deployment_row,
+    ),
+    "ReplicaSet": (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _replicaset_row,
+    ),
+    "Service": (
+        [
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
+        _service_row,
+    ),
     "Endpoints": ([("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)], _endpoints_row),
-    "Event": ([("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
-               ("Object", "string", 0), ("Message", "string", 0)], _event_row),
+    "Event": (
+        [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
+        ],
+        _event_row,
+    ),
     "Namespace": ([("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)], _namespace_row),
 }
 DEFAULT_PRINTER = ([("Name", "string", 0), ("Age", "string", 0)], lambda obj: [_meta(obj).get("name"), _age(obj)])
@@ -181,8 +273,18 @@ def _partial(obj: dict) -> dict:
 def table(kind: str, objects: list[dict], resource_version: str, include_object: bool = True) -> dict:
     columns, row = PRINTERS.get(kind, DEFAULT_PRINTER)
     return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": [{"name": name, "type": kind_, "format": "name" if name == "Name" else "",
-                               "description": "", "priority": priority} for name, kind_, priority in columns],
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": [
+            {
+                "name": name,
+                "type": kind_,
+                "format": "name" if name == "Name" else "",
+                "description": "",
+                "priority": priority,
+            }
+            for name, kind_, priority in columns
+        ],
         "rows": [{"cells": row(obj), "object": _partial(obj) if include_object else None} for obj in objects],
     }

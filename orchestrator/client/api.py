@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlparse
 
 import trio
 
-from orchestrator.apiserver.resources import BY_PATH, RESOURCES, Resource
+from orchestrator.api.resources import BY_PATH, RESOURCES, Resource
 from orchestrator.client.kubeconfig import ClusterAccess
 from orchestrator.client.transport import Connection, ConnectionClosed, Pool
 

@@ -7,8 +7,8 @@ import secrets
 
 import trio
 
+from orchestrator.api import timestamps
 from orchestrator.client.api import EVENTS, APIClient, APIStatusError, Unreachable
-from orchestrator import timestamps
 
 log = logging.getLogger("ketch.client.events")
 

@@ -16,15 +16,11 @@ from typing import Callable
 
 import trio
 
-from orchestrator.apiserver.resources import Resource
+from orchestrator.api.meta import object_key
+from orchestrator.api.resources import Resource
 from orchestrator.client.api import APIClient, APIStatusError, Unreachable, WatchExpired
 
 log = logging.getLogger("ketch.client.informer")
-
-
-def object_key(obj: dict) -> str:
-    meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
 
 @dataclass

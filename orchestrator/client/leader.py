@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 
 import trio
 
-from orchestrator.timestamps import now_micro
+from orchestrator.api.timestamps import now_micro
 from orchestrator.client.api import LEASES, APIClient, APIStatusError, Unreachable
 
 log = logging.getLogger("ketch.client.leader")

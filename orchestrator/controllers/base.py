@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from orchestrator.api.meta import object_key
 from orchestrator.client.api import APIClient, APIStatusError
 from orchestrator.client.events import EventRecorder
-from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.client.informer import InformerFactory
 from orchestrator.client.workqueue import WorkQueue
 from orchestrator.metrics import Counter
 
@@ -46,34 +47,15 @@ class Controller:
         raise NotImplementedError
 
     async def _handle(self, key: str) -> None:
-        self.ctx.reconciles.inc(controller=self.name)
+        self.ctx.reconciles.labels(controller=self.name).inc()
         await self.reconcile(key)
 
     def _failed(self, key: str, err: Exception) -> None:
-        self.ctx.errors.inc(controller=self.name)
+        self.ctx.errors.labels(controller=self.name).inc()
         log.info("event=reconcile_failed controller=%s key=%s error=%s", self.name, key, err)
 
     async def run(self) -> None:
         await self.queue.run(self._handle, self.workers, self._failed)
-
-
-def split_key(key: str) -> tuple[str | None, str]:
-    namespace, _, name = key.rpartition("/")
-    return namespace or None, name
-
-
-def controller_of(obj: dict) -> dict | None:
-    return next((ref for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), None)
-
-
-def is_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-def is_active(pod: dict) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 async def ignore_missing(coroutine) -> None:

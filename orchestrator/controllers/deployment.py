@@ -12,11 +12,13 @@ import copy
 import hashlib
 import json
 import math
+import time
 
-from orchestrator import timestamps
+from orchestrator.api import timestamps
+from orchestrator.api.meta import controller_of, split_key
+from orchestrator.api.pods import is_active, is_available, is_ready
 from orchestrator.client.api import DEPLOYMENTS, PODS, REPLICASETS
-from orchestrator.controllers.base import Controller, controller_of, ignore_missing, is_active, is_ready, split_key
-from orchestrator.controllers.replicaset import is_available
+from orchestrator.controllers.base import Controller, ignore_missing
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -79,7 +81,8 @@ class DeploymentController(Controller):
                 self._owned_event(rs)
 
     def available(self, rs: dict, min_ready: int) -> int:
-        return sum(is_available(p, min_ready) for p in self.pods.by_index("owner", rs["metadata"]["uid"]))
+        now = time.time()
+        return sum(is_available(p, min_ready, now) for p in self.pods.by_index("owner", rs["metadata"]["uid"]))
 
     def active(self, rs: dict) -> int:
         return sum(is_active(p) for p in self.pods.by_index("owner", rs["metadata"]["uid"]))
@@ -157,11 +160,17 @@ class DeploymentController(Controller):
         if current == replicas:
             return
         meta = rs["metadata"]
-        await ignore_missing(self.api.patch(REPLICASETS, meta["namespace"], meta["name"], {"spec": {"replicas": replicas}}))
+        await ignore_missing(self.api.patch(REPLICASETS, meta["namespace"], meta["name"],
+                                            {"spec": {"replicas": replicas}}))
         rs.setdefault("spec", {})["replicas"] = replicas  # later steps in this pass see the new size
         verb = "up" if replicas > current else "down"
-        self.ctx.events.record(deployment, "Deployment", "Normal", "ScalingReplicaSet",
-                               f"Scaled {verb} replica set {meta['name']} to {replicas} from {current}")
+        self.ctx.events.record(
+            deployment,
+            "Deployment",
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {meta['name']} to {replicas} from {current}",
+        )
 
     async def roll(self, deployment: dict, new: dict, old: list[dict]) -> None:
         spec = deployment.get("spec") or {}
@@ -175,12 +184,16 @@ class DeploymentController(Controller):
         room = replicas + surge - total
         if room > 0 and new_size < replicas:
             await self.scale(deployment, new, min(replicas, new_size + room))
-        # scale down old sets as far as availability allows: never below replicas - maxUnavailable
-        available = sum(self.available(rs, min_ready) for rs in [new, *old])
+        # scale down old sets as far as availability allows: never below replicas - maxUnavailable.
+        # A set counts at most its spec.replicas: pods of a set already scaled down are about to go,
+        # and counting them (the informer still shows them) would scale down a second time.
+        def kept(rs: dict) -> int:
+            return min(self.available(rs, min_ready), (rs.get("spec") or {}).get("replicas", 0))
+        available = sum(kept(rs) for rs in [new, *old])
         can_remove = available - (replicas - unavailable)
         for rs in sorted(old, key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0"))):
             size = (rs.get("spec") or {}).get("replicas", 0)
-            unhealthy = max(0, size - self.available(rs, min_ready))
+            unhealthy = max(0, size - kept(rs))
             cut = min(size, unhealthy + max(0, can_remove))
             if cut <= 0:
                 continue
@@ -196,9 +209,11 @@ class DeploymentController(Controller):
 
     async def cleanup(self, deployment: dict, old: list[dict]) -> None:
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit", 10)
-        idle = sorted((rs for rs in old if (rs.get("spec") or {}).get("replicas", 0) == 0 and not self.active(rs)),
-                      key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0")))
-        for rs in idle[:max(0, len(idle) - limit)]:
+        idle = sorted(
+            (rs for rs in old if (rs.get("spec") or {}).get("replicas", 0) == 0 and not self.active(rs)),
+            key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0")),
+        )
+        for rs in idle[: max(0, len(idle) - limit)]:
             await ignore_missing(self.api.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]))
 
     async def update_status(self, deployment: dict, new: dict | None, old: list[dict]) -> None:
@@ -216,28 +231,52 @@ class DeploymentController(Controller):
             old_condition = previous.get(kind) or {}
             same = old_condition.get("status") == status
             stamp = timestamps.now()
-            return {"type": kind, "status": status, "reason": reason, "message": message,
-                    "lastUpdateTime": old_condition.get("lastUpdateTime", stamp) if same and old_condition.get("reason") == reason else stamp,
-                    "lastTransitionTime": old_condition.get("lastTransitionTime", stamp) if same else stamp}
+            return {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": old_condition.get("lastUpdateTime", stamp)
+                if same and old_condition.get("reason") == reason
+                else stamp,
+                "lastTransitionTime": old_condition.get("lastTransitionTime", stamp) if same else stamp,
+            }
+
         name = (new or {}).get("metadata", {}).get("name", "")
         conditions = [
-            condition("Available", "True" if available >= replicas - unavailable else "False",
-                      "MinimumReplicasAvailable" if available >= replicas - unavailable else "MinimumReplicasUnavailable",
-                      "Deployment has minimum availability." if available >= replicas - unavailable
-                      else "Deployment does not have minimum availability."),
-            condition("Progressing", "True", "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                      f'ReplicaSet "{name}" has successfully progressed.' if complete
-                      else f'ReplicaSet "{name}" is progressing.'),
+            condition(
+                "Available",
+                "True" if available >= replicas - unavailable else "False",
+                "MinimumReplicasAvailable" if available >= replicas - unavailable else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if available >= replicas - unavailable
+                else "Deployment does not have minimum availability.",
+            ),
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                f'ReplicaSet "{name}" has successfully progressed.'
+                if complete
+                else f'ReplicaSet "{name}" is progressing.',
+            ),
         ]
-        status = {"observedGeneration": deployment["metadata"].get("generation", 1), "replicas": len(pods),
-                  "updatedReplicas": updated, "readyReplicas": sum(is_ready(p) for p in pods),
-                  "availableReplicas": available, "unavailableReplicas": max(0, replicas - available),
-                  "conditions": conditions}
+        status = {
+            "observedGeneration": deployment["metadata"].get("generation", 1),
+            "replicas": len(pods),
+            "updatedReplicas": updated,
+            "readyReplicas": sum(is_ready(p) for p in pods),
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, replicas - available),
+            "conditions": conditions,
+        }
         current = deployment.get("status") or {}
-        if any(current.get(k) != v for k, v in status.items() if k != "conditions") or \
-                [(c["type"], c["status"], c["reason"]) for c in current.get("conditions") or []] != \
-                [(c["type"], c["status"], c["reason"]) for c in conditions]:
+        if any(current.get(k) != v for k, v in status.items() if k != "conditions") or [
+            (c["type"], c["status"], c["reason"]) for c in current.get("conditions") or []
+        ] != [(c["type"], c["status"], c["reason"]) for c in conditions]:
             namespace, dname = split_key(f"{deployment['metadata']['namespace']}/{deployment['metadata']['name']}")
-            await ignore_missing(self.api.patch(DEPLOYMENTS, namespace, dname, {"status": status}, subresource="status"))
+            await ignore_missing(
+                self.api.patch(DEPLOYMENTS, namespace, dname, {"status": status}, subresource="status")
+            )
         if min_ready and not complete:
             self.queue.add_after(f"{deployment['metadata']['namespace']}/{deployment['metadata']['name']}", 1.0)

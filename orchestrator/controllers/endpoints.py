@@ -3,9 +3,18 @@ not ready, with the service's ports resolved to the pods' (by number, or by cont
 
 from __future__ import annotations
 
-from orchestrator.apiserver.selectors import labels_match, selector_requirements
-from orchestrator.client.api import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES, APIStatusError
-from orchestrator.controllers.base import Controller, is_ready, split_key
+from orchestrator.api import pods
+from orchestrator.api.meta import split_key
+from orchestrator.api.pods import is_ready
+from orchestrator.api.selectors import labels_match, selector_requirements
+from orchestrator.client.api import (
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    PODS,
+    SERVICES,
+    APIStatusError,
+)
+from orchestrator.controllers.base import Controller
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -16,7 +25,7 @@ def target_port(service_port: dict, pod: dict) -> int | None:
         return target
     if isinstance(target, str) and target.isdigit():
         return int(target)
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in pods.containers(pod):
         for port in container.get("ports") or []:
             if port.get("name") == target:
                 return port.get("containerPort")
@@ -50,24 +59,23 @@ class EndpointsController(Controller):
         selector = (service.get("spec") or {}).get("selector") or {}
         requirements = selector_requirements({"matchLabels": selector})
         return [p for p in self.pods.by_index("namespace", service["metadata"]["namespace"])
-                if labels_match(requirements, p) and (p.get("status") or {}).get("podIP")
-                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+                if labels_match(requirements, p) and pods.pod_ip(p) and not pods.is_terminal(p)]
 
     async def reconcile(self, key: str) -> None:
         namespace, name = split_key(key)
         service = self.services.get(key)
         if service is None or not (service.get("spec") or {}).get("selector"):
             return  # deleted (the garbage collector removes what it owned) or without a selector
-        pods = sorted(self.members(service), key=lambda p: p["metadata"]["name"])
+        members = sorted(self.members(service), key=lambda p: p["metadata"]["name"])
         ports = (service.get("spec") or {}).get("ports") or []
         subsets: dict[tuple, dict] = {}
         slice_ports, endpoints = {}, []
-        for pod in pods:
+        for pod in members:
             resolved = tuple((p.get("name", ""), target_port(p, pod), p.get("protocol", "TCP")) for p in ports)
             if any(number is None for _, number, _ in resolved):
                 continue
             ready = is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
-            address = {"ip": pod["status"]["podIP"], "nodeName": (pod.get("spec") or {}).get("nodeName"),
+            address = {"ip": pod["status"]["podIP"], "nodeName": pods.node_name(pod),
                        "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod["metadata"]["name"],
                                      "uid": pod["metadata"]["uid"]}}
             subset = subsets.setdefault(resolved, {"addresses": [], "notReadyAddresses": [],

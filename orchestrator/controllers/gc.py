@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import trio
 
-from orchestrator.apiserver.resources import STORED
-from orchestrator.client.api import DEPLOYMENTS, ENDPOINTSLICES, NAMESPACES, PODS, REPLICASETS, SERVICES, APIStatusError
+from orchestrator.api.resources import STORED
+from orchestrator.client.api import (
+    DEPLOYMENTS,
+    ENDPOINTSLICES,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+    APIStatusError,
+)
 from orchestrator.controllers.base import Controller, ignore_missing
 
 OWNERS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "Service": SERVICES}
@@ -80,19 +88,27 @@ class GarbageCollector(Controller):
         else:
             for dep_res, dep in dependents:
                 if not dep["metadata"].get("deletionTimestamp"):
-                    await ignore_missing(self.api.delete(dep_res, dep["metadata"].get("namespace"), dep["metadata"]["name"],
-                                                         propagation="Foreground"))
+                    await ignore_missing(
+                        self.api.delete(
+                            dep_res, dep["metadata"].get("namespace"), dep["metadata"]["name"], propagation="Foreground"
+                        )
+                    )
             remaining = dependents
         if not remaining:
             left = [f for f in finalizers if f not in ("foregroundDeletion", "orphan")]
-            await ignore_missing(self.api.patch(res, meta.get("namespace"), meta["name"],
-                                                {"metadata": {"finalizers": left or None,
-                                                              "resourceVersion": meta["resourceVersion"]}}))
+            await ignore_missing(
+                self.api.patch(
+                    res,
+                    meta.get("namespace"),
+                    meta["name"],
+                    {"metadata": {"finalizers": left or None, "resourceVersion": meta["resourceVersion"]}},
+                )
+            )
 
     async def run(self) -> None:
         while True:
             try:
-                self.ctx.reconciles.inc(controller=self.name)
+                self.ctx.reconciles.labels(controller=self.name).inc()
                 await self.sweep()
             except Exception as err:  # noqa: BLE001 - one failed sweep; the next second tries again
                 self._failed("sweep", err)
@@ -115,8 +131,11 @@ class NamespaceController(Controller):
             for obj in listing["items"]:
                 left += 1
                 if not obj["metadata"].get("deletionTimestamp"):
-                    await ignore_missing(self.api.delete(res, namespace, obj["metadata"]["name"], grace_period_s=0,
-                                                         propagation="Background"))
+                    await ignore_missing(
+                        self.api.delete(
+                            res, namespace, obj["metadata"]["name"], grace_period_s=0, propagation="Background"
+                        )
+                    )
                 elif res is PODS:
                     await ignore_missing(self.api.delete(res, namespace, obj["metadata"]["name"], grace_period_s=0))
         return left == 0
@@ -125,12 +144,15 @@ class NamespaceController(Controller):
         while True:
             for namespace in self.namespaces.items():
                 meta = namespace["metadata"]
-                if meta.get("deletionTimestamp") and "kubernetes" in ((namespace.get("spec") or {}).get("finalizers") or []):
+                if meta.get("deletionTimestamp") and "kubernetes" in (
+                    (namespace.get("spec") or {}).get("finalizers") or []
+                ):
                     try:
-                        self.ctx.reconciles.inc(controller=self.name)
+                        self.ctx.reconciles.labels(controller=self.name).inc()
                         if await self.empty(meta["name"]):
-                            await ignore_missing(self.api.patch(NAMESPACES, None, meta["name"],
-                                                                {"spec": {"finalizers": []}}))
+                            await ignore_missing(
+                                self.api.patch(NAMESPACES, None, meta["name"], {"spec": {"finalizers": []}})
+                            )
                     except Exception as err:  # noqa: BLE001 - retried next second
                         self._failed(meta["name"], err)
             await trio.sleep(1.0)

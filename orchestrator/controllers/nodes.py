@@ -18,9 +18,11 @@ import time
 
 import trio
 
-from orchestrator import timestamps
+from orchestrator.api import nodes, pods, timestamps
+from orchestrator.api.pods import is_active, tolerations
+from orchestrator.api.scheduling import toleration_seconds
 from orchestrator.client.api import LEASES, NODES, PODS
-from orchestrator.controllers.base import Controller, ignore_missing, is_active
+from orchestrator.controllers.base import Controller, ignore_missing
 
 UNREACHABLE, NOT_READY = "node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"
 
@@ -28,17 +30,6 @@ UNREACHABLE, NOT_READY = "node.kubernetes.io/unreachable", "node.kubernetes.io/n
 def taints_for(state: str) -> list[dict]:
     key = {"unknown": UNREACHABLE, "false": NOT_READY}.get(state)
     return [] if key is None else [{"key": key, "effect": "NoSchedule"}, {"key": key, "effect": "NoExecute"}]
-
-
-def toleration_seconds(pod: dict, taint: dict, default_s: float) -> float | None:
-    """None: the pod tolerates the taint for ever; otherwise, for how long."""
-    for toleration in (pod.get("spec") or {}).get("tolerations") or []:
-        if toleration.get("effect") not in (None, "", taint["effect"]):
-            continue
-        if toleration.get("operator") == "Exists" and not toleration.get("key") or toleration.get("key") == taint["key"]:
-            seconds = toleration.get("tolerationSeconds")
-            return None if seconds is None else float(seconds)
-    return default_s
 
 
 class NodeLifecycleController(Controller):
@@ -50,7 +41,7 @@ class NodeLifecycleController(Controller):
         self.nodes = ctx.informers.informer(NODES)
         self.leases = ctx.informers.informer(LEASES, "kube-node-lease")
         self.pods = ctx.informers.informer(PODS)
-        self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.pods.add_index("node", lambda p: [pods.node_name(p)])
         self.observed: dict[str, tuple[str, float]] = {}  # node -> (renewTime, when we saw it change)
         self.tainted_at: dict[str, float] = {}
 
@@ -73,8 +64,8 @@ class NodeLifecycleController(Controller):
             return
         state = self.health(key, now)
         wanted = taints_for(state)
-        others = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") not in (UNREACHABLE, NOT_READY)]
-        current = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") in (UNREACHABLE, NOT_READY)]
+        others = [t for t in nodes.taints(node) if t.get("key") not in (UNREACHABLE, NOT_READY)]
+        current = [t for t in nodes.taints(node) if t.get("key") in (UNREACHABLE, NOT_READY)]
         if [(t["key"], t["effect"]) for t in current] != [(t["key"], t["effect"]) for t in wanted]:
             stamp = timestamps.now()
             await ignore_missing(self.api.patch(NODES, None, key, {"spec": {"taints": others + [
@@ -91,11 +82,27 @@ class NodeLifecycleController(Controller):
         for pod in self.pods.by_index("node", key):
             if not is_active(pod):
                 continue
-            limit = min((s for s in (toleration_seconds(pod, t, self.eviction_s) for t in wanted if t["effect"] == "NoExecute")
-                         if s is not None), default=None)
+            limit = min(
+                (
+                    s
+                    for s in (
+                        toleration_seconds(tolerations(pod), t, self.eviction_s)
+                        for t in wanted
+                        if t["effect"] == "NoExecute"
+                    )
+                    if s is not None
+                ),
+                default=None,
+            )
             if limit is not None and now - since >= limit:
                 meta = pod["metadata"]
-                self.ctx.events.record(pod, "Pod", "Normal", "TaintManagerEviction", f"Marking for deletion Pod {meta['namespace']}/{meta['name']}")
+                self.ctx.events.record(
+                    pod,
+                    "Pod",
+                    "Normal",
+                    "TaintManagerEviction",
+                    f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
+                )
                 await ignore_missing(self.api.delete(PODS, meta["namespace"], meta["name"]))
 
     async def mark_unknown(self, node: dict) -> None:
@@ -103,11 +110,19 @@ class NodeLifecycleController(Controller):
         stamp = timestamps.now()
         for condition in (node.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "Ready":
-                condition = {**condition, "status": "Unknown", "reason": "NodeStatusUnknown",
-                             "message": "Kubelet stopped posting node status.", "lastTransitionTime": stamp}
+                condition = {
+                    **condition,
+                    "status": "Unknown",
+                    "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                    "lastTransitionTime": stamp,
+                }
             conditions.append(condition)
-        await ignore_missing(self.api.patch(NODES, None, node["metadata"]["name"], {"status": {"conditions": conditions}},
-                                            subresource="status"))
+        await ignore_missing(
+            self.api.patch(
+                NODES, None, node["metadata"]["name"], {"status": {"conditions": conditions}}, subresource="status"
+            )
+        )
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -132,12 +147,14 @@ class NodeIPAMController(Controller):
 
     async def reconcile(self, key: str) -> None:
         node = self.nodes.get(key)
-        if node is None or (node.get("spec") or {}).get("podCIDR"):
+        if node is None or nodes.pod_cidr(node):
             return
-        used = {(n.get("spec") or {}).get("podCIDR") for n in self.nodes.items()} | set(self.given.values())
+        used = {nodes.pod_cidr(n) for n in self.nodes.items()} | set(self.given.values())
         for subnet in self.network.subnets(new_prefix=self.mask):
             if str(subnet) not in used:
                 await self.api.patch(NODES, None, key, {"spec": {"podCIDR": str(subnet), "podCIDRs": [str(subnet)]}})
                 self.given[key] = str(subnet)
                 return
-        self.ctx.events.record(node, "Node", "Warning", "CIDRNotAvailable", f"no free /{self.mask} left in {self.network}")
+        self.ctx.events.record(
+            node, "Node", "Warning", "CIDRNotAvailable", f"no free /{self.mask} left in {self.network}"
+        )

@@ -11,24 +11,13 @@ from __future__ import annotations
 import copy
 import time
 
-from orchestrator import timestamps
+from orchestrator.api import pods, timestamps
+from orchestrator.api.meta import controller_of, split_key
+from orchestrator.api.pods import is_active, is_available, is_ready
 from orchestrator.client.api import PODS, REPLICASETS, APIStatusError
-from orchestrator.controllers.base import Controller, controller_of, ignore_missing, is_active, is_ready, split_key
+from orchestrator.controllers.base import Controller, ignore_missing
 
 EXPECTATIONS_TIMEOUT_S = 30.0
-
-
-def ready_since(pod: dict) -> float | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            since = timestamps.epoch(condition.get("lastTransitionTime"))
-            return 0.0 if since is None else since
-    return None
-
-
-def is_available(pod: dict, min_ready_s: int, now: float | None = None) -> bool:
-    since = ready_since(pod)
-    return is_active(pod) and since is not None and since + min_ready_s <= (now or time.time())
 
 
 class ReplicaSetController(Controller):
@@ -94,7 +83,7 @@ class ReplicaSetController(Controller):
 
     async def delete_pods(self, rs: dict, active: list[dict], excess: int) -> None:
         def rank(pod: dict):
-            return (bool((pod.get("spec") or {}).get("nodeName")), is_ready(pod),
+            return (bool(pods.node_name(pod)), is_ready(pod),
                     -(timestamps.epoch(pod["metadata"].get("creationTimestamp")) or 0.0))
         doomed = sorted(active, key=rank)[:excess]
         self.expected[rs["metadata"]["uid"]] = (len(active) - excess, excess, time.monotonic())
@@ -103,18 +92,19 @@ class ReplicaSetController(Controller):
         self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulDelete", f"Deleted {len(doomed)} pod(s)")
 
     async def update_status(self, rs: dict, pods: list[dict]) -> None:
+        now = time.time()
         active = [p for p in pods if is_active(p)]
         min_ready = (rs.get("spec") or {}).get("minReadySeconds", 0)
         selector = ((rs.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         status = {"replicas": len(active), "readyReplicas": sum(is_ready(p) for p in active),
-                  "availableReplicas": sum(is_available(p, min_ready) for p in active),
+                  "availableReplicas": sum(is_available(p, min_ready, now) for p in active),
                   "fullyLabeledReplicas": sum(all((p["metadata"].get("labels") or {}).get(k) == v
                                                   for k, v in selector.items()) for p in active),
                   "observedGeneration": rs["metadata"].get("generation", 1)}
         if {k: (rs.get("status") or {}).get(k, 0) for k in status} != status:
             namespace, name = split_key(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}")
             await ignore_missing(self.api.patch(REPLICASETS, namespace, name, {"status": status}, subresource="status"))
-        if min_ready and any(is_active(p) and is_ready(p) and not is_available(p, min_ready) for p in active):
+        if min_ready and any(is_active(p) and is_ready(p) and not is_available(p, min_ready, now) for p in active):
             self.queue.add_after(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}", min_ready)
 
 

@@ -13,20 +13,26 @@ when the run fails halfway.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
-import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.lab import history as histories, linearizability as lin
 from kvstore.member import new_secret_file
+from orchestrator.lab import history as histories
+from orchestrator.lab import linearizability as lin
 from orchestrator.lab import report
 from orchestrator.lab.hosts import Host, Lab, LabProcess, wait_port
 from orchestrator.lab.nemesis import Nemesis
-from orchestrator.lab.schedule import NETWORK_FAULTS, ScheduledFault, cut_pairs, make_schedule
+from orchestrator.lab.schedule import (
+    NETWORK_FAULTS,
+    ScheduledFault,
+    cut_pairs,
+    make_schedule,
+)
 
 CLIENT_PORT, PEER_PORT = 2379, 2380
 MEMBER_CHANGE_TIMEOUT_S = 20.0

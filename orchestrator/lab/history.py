@@ -13,7 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from orchestrator.lab.linearizability import KV, REGISTER, UNKNOWN_OUTPUT, Model, Operation
+from orchestrator.lab.linearizability import (
+    KV,
+    REGISTER,
+    UNKNOWN_OUTPUT,
+    Model,
+    Operation,
+)
 
 
 @dataclass

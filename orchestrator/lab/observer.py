@@ -46,8 +46,8 @@ async def observe(endpoints: list[str], token: str, out: Path, duration_s: float
         while time.monotonic() < deadline:
             answers: list[dict] = []
 
-            async def one(i: int) -> None:
-                answers.append(await ask(i, clients[i]))
+            async def one(i: int, into: list[dict] = answers) -> None:
+                into.append(await ask(i, clients[i]))
             async with trio.open_nursery() as nursery:
                 for i in range(len(clients)):
                     nursery.start_soon(one, i)

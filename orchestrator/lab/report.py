@@ -116,5 +116,5 @@ def fault_windows(events: list[history.Event], schedule: list[ScheduledFault], s
         "outside_faults": {"completed": outside[1], "ok_share": share(*outside)},
         "per_fault": [{"kind": f.kind, "targets": list(f.targets), "start_s": f.start_s,
                        "duration_s": f.duration_s, "completed": total, "ok_share": share(ok, total)}
-                      for f, (ok, total) in zip(schedule, per_fault)],
+                      for f, (ok, total) in zip(schedule, per_fault, strict=True)],
     }

@@ -22,7 +22,7 @@ def simulated_register_history(ops: int, clients: int, seed: int) -> list[str]:
         value = [rng.randrange(5), rng.randrange(5)] if kind == "cas" else rng.randrange(5)
         planned.append([rng.uniform(call, ret), client, kind, value, call, ret])
     state, rows = None, []
-    for point, client, kind, value, call, ret in sorted(planned):
+    for _point, client, kind, value, call, ret in sorted(planned):
         if kind == "read":
             out, status = state, "ok"
         elif kind == "write":

@@ -7,7 +7,7 @@ import html
 import math
 from pathlib import Path
 
-from orchestrator.lab import history, linearizability as lin
+from orchestrator.lab import linearizability as lin
 
 
 def write_timeline(path: Path, ops: list[lin.Operation], result: lin.Result) -> None:

@@ -117,7 +117,9 @@ async def client(index: int, clients: int, endpoints: list[str], token: str, key
                 continue
             f = rng.choice(["read", "read", "write", "cas"])
             key = rng.choice(keys)
-            value = None if f == "read" else (rng.randrange(5) if f == "write" else [rng.randrange(5), rng.randrange(5)])
+            value = (
+                None if f == "read" else (rng.randrange(5) if f == "write" else [rng.randrange(5), rng.randrange(5)])
+            )
             recorder.event(process, "invoke", f, key, value)
             kind, out = await run_op(kv, f, key, value)
             recorder.event(process, kind, f, key, out)
@@ -140,8 +142,7 @@ async def run(args) -> None:
     recorder = Recorder(Path(args.out), args.index)
     deadline = time.monotonic() + args.duration
     try:
-        await client(args.index, args.clients, args.endpoints.split(","), token, keys, deadline,
-                     args.seed, recorder)
+        await client(args.index, args.clients, args.endpoints.split(","), token, keys, deadline, args.seed, recorder)
     finally:
         recorder.close()
 
@@ -157,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="directory for history-INDEX.jsonl and adds-INDEX.jsonl")
     args = parser.parse_args(argv)
-    if not (1 <= args.clients <= 64 and 0 <= args.index < args.clients and 1 <= args.keys <= 100 and 0 < args.duration <= 3600):
+    if not (
+        1 <= args.clients <= 64
+        and 0 <= args.index < args.clients
+        and 1 <= args.keys <= 100
+        and 0 < args.duration <= 3600
+    ):
         parser.error("--clients 1..64, --index 0..clients-1, --keys 1..100, 0 < --duration <= 3600")
     trio.run(run, args)
     return 0

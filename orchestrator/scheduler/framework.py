@@ -14,27 +14,10 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator import quantity
+from orchestrator.api import quantity
+from orchestrator.api.pods import requests as pod_requests
 
 DEFAULT_MILLI_CPU, DEFAULT_MEMORY = 100, 200 * 1024 * 1024  # what scoring assumes for "no request"
-
-
-def pod_requests(pod: dict) -> dict[str, int]:
-    """cpu (millicores), memory and the rest, summed over the containers, and pods: 1. Memoized
-    on the pod object, which the caches never change in place."""
-    cached = pod.get("_requests")
-    if cached is not None:
-        return cached
-    spec = pod.get("spec") or {}
-    total: dict[str, int] = collections.Counter()
-    for container in spec.get("containers") or []:
-        total.update(quantity.resources((container.get("resources") or {}).get("requests")))
-    for container in spec.get("initContainers") or []:  # init containers run one at a time: the max counts
-        for name, value in quantity.resources((container.get("resources") or {}).get("requests")).items():
-            total[name] = max(total[name], value)
-    total["pods"] = 1
-    pod["_requests"] = dict(total)
-    return pod["_requests"]
 
 
 def nonzero_requests(requests: dict[str, int]) -> dict[str, int]:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import collections
 import math
 
-from orchestrator.apiserver.selectors import selector_requirements
-from orchestrator.scheduler.framework import CycleState, NodeInfo, nonzero_requests, pod_requests
-
-
-def _tolerates(tolerations: list[dict], taint: dict) -> bool:
-    for toleration in tolerations or []:
-        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-            continue
-        if toleration.get("operator") == "Exists":
-            if not toleration.get("key") or toleration["key"] == taint.get("key"):
-                return True
-        elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
-            return True
-    return False
+from orchestrator.api import nodes, pods
+from orchestrator.api.pods import requests as pod_requests
+from orchestrator.api.scheduling import node_term_matches, tolerates
+from orchestrator.api.selectors import selector_requirements
+from orchestrator.scheduler.framework import (
+    CycleState,
+    NodeInfo,
+    nonzero_requests,
+)
 
 
 def _selector_matches(selector: dict | None, labels: dict) -> bool:
@@ -26,31 +21,11 @@ def _selector_matches(selector: dict | None, labels: dict) -> bool:
     return selector is not None and all(r.matches(labels) for r in selector_requirements(selector))
 
 
-def _node_term_matches(term: dict, node: dict) -> bool:
-    labels = node["metadata"].get("labels") or {}
-    for expression in term.get("matchExpressions") or []:
-        key, op, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        value = labels.get(key)
-        ok = {"In": value in values, "NotIn": value not in values, "Exists": key in labels,
-              "DoesNotExist": key not in labels,
-              "Gt": value is not None and value.isdigit() and values and int(value) > int(values[0]),
-              "Lt": value is not None and value.isdigit() and values and int(value) < int(values[0])}.get(op, False)
-        if not ok:
-            return False
-    for expression in term.get("matchFields") or []:
-        if expression.get("key") == "metadata.name":
-            name = node["metadata"]["name"]
-            values = expression.get("values") or []
-            if (expression.get("operator") == "In") != (name in values):
-                return False
-    return bool(term.get("matchExpressions") or term.get("matchFields"))
-
-
 class NodeName:
     name = "NodeName"
 
     def filter(self, state: CycleState, pod: dict, info: NodeInfo):
-        wanted = (pod.get("spec") or {}).get("nodeName")
+        wanted = pods.node_name(pod)
         return "node(s) didn't match the requested node name" if wanted and wanted != info.name else None
 
 
@@ -61,24 +36,24 @@ class NodeUnschedulable:
         if not (info.node.get("spec") or {}).get("unschedulable"):
             return None
         taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
-        return None if _tolerates((pod.get("spec") or {}).get("tolerations"), taint) else "node(s) were unschedulable"
+        return None if tolerates(pods.tolerations(pod), taint) else "node(s) were unschedulable"
 
 
 class TaintToleration:
     name, weight = "TaintToleration", 3
 
     def filter(self, state, pod, info):
-        tolerations = (pod.get("spec") or {}).get("tolerations") or []
-        for taint in (info.node.get("spec") or {}).get("taints") or []:
-            if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, taint):
+        tolerations = pods.tolerations(pod)
+        for taint in nodes.taints(info.node):
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
                 shown = f"{taint.get('key')}: {taint.get('value')}" if taint.get("value") else taint.get("key")
                 return f"node(s) had untolerated taint {{{shown}}}"
         return None
 
     def score(self, state, pod, info):
-        tolerations = (pod.get("spec") or {}).get("tolerations") or []
-        bad = sum(1 for t in (info.node.get("spec") or {}).get("taints") or []
-                  if t.get("effect") == "PreferNoSchedule" and not _tolerates(tolerations, t))
+        tolerations = pods.tolerations(pod)
+        bad = sum(1 for t in nodes.taints(info.node)
+                  if t.get("effect") == "PreferNoSchedule" and not tolerates(tolerations, t))
         return max(0, 100 - 50 * bad)
 
 
@@ -92,14 +67,14 @@ class NodeAffinity:
             return "node(s) didn't match Pod's node affinity/selector"
         required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                     .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
-        if required and not any(_node_term_matches(term, info.node) for term in required):
+        if required and not any(node_term_matches(term, info.node) for term in required):
             return "node(s) didn't match Pod's node affinity/selector"
         return None
 
     def score(self, state, pod, info):
         preferred = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}) \
             .get("preferredDuringSchedulingIgnoredDuringExecution") or []
-        return sum(p.get("weight", 0) for p in preferred if _node_term_matches(p.get("preference") or {}, info.node))
+        return sum(p.get("weight", 0) for p in preferred if node_term_matches(p.get("preference") or {}, info.node))
 
     def normalize(self, scores):
         top = max(scores.values()) or 1
@@ -171,7 +146,8 @@ class InterPodAffinity:
         domain_of = {}  # (topologyKey, node name) -> value
         pods_by_domain: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
         keys = {t.get("topologyKey") for kind in ("podAffinity", "podAntiAffinity") for t in _affinity_terms(pod, kind)}
-        keys |= {t.get("topologyKey") for info in nodes for p in info.pods for t in _affinity_terms(p, "podAntiAffinity")}
+        keys |= {t.get("topologyKey") for info in nodes for p in info.pods
+                 for t in _affinity_terms(p, "podAntiAffinity")}
         for info in nodes:
             for key in keys:
                 if key in info.labels:
@@ -185,24 +161,30 @@ class InterPodAffinity:
         for term in _affinity_terms(pod, "podAntiAffinity"):
             value = domain_of.get((term.get("topologyKey"), info.name))
             if value is not None and any(
-                    p["metadata"].get("namespace") in _term_namespaces(term, pod)
-                    and _selector_matches(term.get("labelSelector"), p["metadata"].get("labels") or {})
-                    for p in pods_by_domain[(term.get("topologyKey"), value)]):
+                p["metadata"].get("namespace") in _term_namespaces(term, pod)
+                and _selector_matches(term.get("labelSelector"), p["metadata"].get("labels") or {})
+                for p in pods_by_domain[(term.get("topologyKey"), value)]
+            ):
                 return "node(s) didn't match pod anti-affinity rules"
         for key_value, members in pods_by_domain.items():
             for existing in members:
                 for term in _affinity_terms(existing, "podAntiAffinity"):
-                    if term.get("topologyKey") != key_value[0] or domain_of.get((key_value[0], info.name)) != key_value[1]:
+                    if (
+                        term.get("topologyKey") != key_value[0]
+                        or domain_of.get((key_value[0], info.name)) != key_value[1]
+                    ):
                         continue
-                    if pod["metadata"].get("namespace") in _term_namespaces(term, existing) and \
-                            _selector_matches(term.get("labelSelector"), labels):
+                    if pod["metadata"].get("namespace") in _term_namespaces(term, existing) and _selector_matches(
+                        term.get("labelSelector"), labels
+                    ):
                         return "node(s) didn't match pod anti-affinity rules"
         for term in _affinity_terms(pod, "podAffinity"):
             value = domain_of.get((term.get("topologyKey"), info.name))
             matches = value is not None and any(
                 p["metadata"].get("namespace") in _term_namespaces(term, pod)
                 and _selector_matches(term.get("labelSelector"), p["metadata"].get("labels") or {})
-                for p in pods_by_domain[(term.get("topologyKey"), value)])
+                for p in pods_by_domain[(term.get("topologyKey"), value)]
+            )
             self_match = _selector_matches(term.get("labelSelector"), labels)  # the first pod of a group
             if not matches and not (self_match and not any(pods_by_domain.values())):
                 return "node(s) didn't match pod affinity rules"
@@ -213,6 +195,7 @@ class PodTopologySpread:
     """topologySpreadConstraints: DoNotSchedule filters on maxSkew, ScheduleAnyway scores. Pods a
     controller owns and that have no constraints are spread softly over hostname and zone, as
     Kubernetes' default constraints do."""
+
     name, weight = "PodTopologySpread", 2
     DEFAULTS = [("kubernetes.io/hostname", 3), ("topology.kubernetes.io/zone", 5)]
 
@@ -227,8 +210,11 @@ class PodTopologySpread:
                 if key not in info.labels:
                     continue
                 domains[info.labels[key]] += sum(
-                    1 for p in info.pods if p["metadata"].get("namespace") == namespace
-                    and _selector_matches(constraint.get("labelSelector"), p["metadata"].get("labels") or {}))
+                    1
+                    for p in info.pods
+                    if p["metadata"].get("namespace") == namespace
+                    and _selector_matches(constraint.get("labelSelector"), p["metadata"].get("labels") or {})
+                )
             counts[id(constraint)] = domains
         state.data["spread"] = (constraints, counts)
         owner = next((o.get("uid") for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
@@ -239,7 +225,10 @@ class PodTopologySpread:
                 for info in nodes:
                     if key in info.labels:
                         domains[info.labels[key]] += sum(
-                            1 for p in info.pods if any(o.get("uid") == owner for o in p["metadata"].get("ownerReferences") or []))
+                            1
+                            for p in info.pods
+                            if any(o.get("uid") == owner for o in p["metadata"].get("ownerReferences") or [])
+                        )
                 siblings[key] = domains
         state.data["siblings"] = siblings
 
@@ -274,5 +263,14 @@ class PodTopologySpread:
 
 
 def default_plugins() -> list:
-    return [NodeName(), NodeUnschedulable(), TaintToleration(), NodeAffinity(), NodeResourcesFit(),
-            InterPodAffinity(), PodTopologySpread(), LeastAllocated(), BalancedAllocation()]
+    return [
+        NodeName(),
+        NodeUnschedulable(),
+        TaintToleration(),
+        NodeAffinity(),
+        NodeResourcesFit(),
+        InterPodAffinity(),
+        PodTopologySpread(),
+        LeastAllocated(),
+        BalancedAllocation(),
+    ]

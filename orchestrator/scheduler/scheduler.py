@@ -21,22 +21,19 @@ import time
 
 import trio
 
-from orchestrator import timestamps
+from orchestrator.api import pods, timestamps
+from orchestrator.api.meta import object_key
 from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable
-from orchestrator.client.component import run_component, run_elected
+from orchestrator.client.component import run_elected
 from orchestrator.client.events import EventRecorder
-from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.client.informer import InformerFactory
 from orchestrator.client.workqueue import WorkQueue
-from orchestrator.metrics import Counter, Gauge, Histogram, Registry
+from orchestrator.metrics import Counter, Histogram, Registry
 from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
 
 log = logging.getLogger("ketch.scheduler")
 INITIAL_BACKOFF_S, MAX_BACKOFF_S = 1.0, 10.0
-
-
-def is_terminal(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 class Scheduler:
@@ -57,15 +54,15 @@ class Scheduler:
         self.first_seen: dict[str, float] = {}
         self.leading = False
         self.metrics = Registry()
-        self.attempts_total = self.metrics.add(Counter("scheduler_schedule_attempts_total",
-                                                       "Scheduling attempts by result."))
-        self.latency = self.metrics.add(Histogram("scheduler_scheduling_attempt_duration_seconds",
-                                                  "Time of one scheduling cycle."))
-        self.e2e = self.metrics.add(Histogram("scheduler_pod_scheduling_duration_seconds",
-                                              "From first seen unscheduled to bound."))
-        self.metrics.add(Gauge("scheduler_pending_pods", "Pods waiting in the queues.",
-                               lambda: len(self.active) + len(self.unschedulable)))
-        self.metrics.add(Gauge("scheduler_leader", "1 while this scheduler holds the lease.", lambda: int(self.leading)))
+        self.attempts_total = Counter("scheduler_schedule_attempts_total", "Scheduling attempts by result.",
+                                      ["result"], registry=self.metrics)
+        self.latency = Histogram("scheduler_scheduling_attempt_duration_seconds", "Time of one scheduling cycle.",
+                                 registry=self.metrics)
+        self.e2e = Histogram("scheduler_pod_scheduling_duration_seconds", "From first seen unscheduled to bound.",
+                             registry=self.metrics)
+        self.metrics.gauge_of("scheduler_pending_pods", "Pods waiting in the queues.",
+                              lambda: len(self.active) + len(self.unschedulable))
+        self.metrics.gauge_of("scheduler_leader", "1 while this scheduler holds the lease.", lambda: int(self.leading))
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -85,8 +82,11 @@ class Scheduler:
             return self._node_added(new)
         info.node = new
         info.__post_init__()
-        if (old.get("spec") or {}) != (new.get("spec") or {}) or old["metadata"].get("labels") != new["metadata"].get("labels") \
-                or (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable"):
+        if (
+            (old.get("spec") or {}) != (new.get("spec") or {})
+            or old["metadata"].get("labels") != new["metadata"].get("labels")
+            or (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable")
+        ):
             self._cluster_changed()
 
     def _node_deleted(self, node: dict) -> None:
@@ -94,12 +94,16 @@ class Scheduler:
 
     def _wants(self, pod: dict) -> bool:
         spec = pod.get("spec") or {}
-        return not spec.get("nodeName") and spec.get("schedulerName", "default-scheduler") == self.name \
-            and not pod["metadata"].get("deletionTimestamp") and not is_terminal(pod)
+        return (
+            not spec.get("nodeName")
+            and spec.get("schedulerName", "default-scheduler") == self.name
+            and not pod["metadata"].get("deletionTimestamp")
+            and not pods.is_terminal(pod)
+        )
 
     def _account(self, pod: dict) -> None:
-        uid, node = pod["metadata"]["uid"], (pod.get("spec") or {}).get("nodeName")
-        if not node or is_terminal(pod):
+        uid, node = pod["metadata"]["uid"], pods.node_name(pod)
+        if not node or pods.is_terminal(pod):
             return
         previous = self.placed.get(uid)
         if previous and previous in self.infos:
@@ -117,8 +121,8 @@ class Scheduler:
             self._account(pod)
 
     def _pod_updated(self, old: dict, new: dict) -> None:
-        if (new.get("spec") or {}).get("nodeName") or is_terminal(new):
-            if is_terminal(new):
+        if pods.node_name(new) or pods.is_terminal(new):
+            if pods.is_terminal(new):
                 self._forget(new)
             else:
                 self._account(new)
@@ -184,13 +188,13 @@ class Scheduler:
         self.latency.observe(time.perf_counter() - started)
         self.attempts[key] = self.attempts.get(key, 0) + 1
         if result.node is None:
-            self.attempts_total.inc(result="unschedulable")
+            self.attempts_total.labels(result="unschedulable").inc()
             self.unschedulable.add(key)
             message = result.message if result.evaluated else "0/0 nodes are available: no nodes registered."
             self.events.record(pod, "Pod", "Warning", "FailedScheduling", message)
             nursery.start_soon(self._mark_unschedulable, pod, message)
             return
-        self.attempts_total.inc(result="scheduled")
+        self.attempts_total.labels(result="scheduled").inc()
         self.placed[uid] = result.node  # assume: the next pod sees the space taken
         self.assumed[uid] = time.monotonic()
         self.infos[result.node].add_pod(pod)
@@ -205,39 +209,47 @@ class Scheduler:
             if self.placed.get(uid) == node and uid in self.assumed:
                 self._forget(pod)
             if not (isinstance(err, APIStatusError) and err.code in (404, 409)):
-                self.attempts_total.inc(result="error")
+                self.attempts_total.labels(result="error").inc()
                 self.nursery.start_soon(self.backoff, key)
             return
         self.e2e.observe(time.monotonic() - self.first_seen.pop(uid, time.monotonic()))
         self.attempts.pop(key, None)
         meta = pod["metadata"]
-        self.events.record(pod, "Pod", "Normal", "Scheduled",
-                           f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
+        self.events.record(
+            pod, "Pod", "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}"
+        )
 
     async def _mark_unschedulable(self, pod: dict, message: str) -> None:
         meta = pod["metadata"]
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-                     "lastProbeTime": None, "lastTransitionTime": timestamps.now()}
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastProbeTime": None,
+            "lastTransitionTime": timestamps.now(),
+        }
         others = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
         try:
-            await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": {"conditions": others + [condition]}},
-                                 subresource="status")
+            await self.api.patch(
+                PODS,
+                meta["namespace"],
+                meta["name"],
+                {"status": {"conditions": others + [condition]}},
+                subresource="status",
+            )
         except (APIStatusError, Unreachable) as err:
             log.info("event=condition_not_written pod=%s error=%s", meta["name"], err)
 
     async def run(self, metrics_bind: str | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await run_elected(self.api, "kube-scheduler", self.identity, self.factory, self.events, self.metrics,
-                          metrics_bind, self.schedule_loop, task_status=task_status)
-
-
-def add_scheduler_parser(subparsers) -> None:
-    parser = subparsers.add_parser("scheduler", help="schedule pods onto nodes")
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--scheduler-name", default="default-scheduler")
-    parser.add_argument("--metrics-bind", default=None, help="HOST:PORT for /metrics (off by default)")
-    parser.add_argument("--identity", default=None, help="leader election identity (default host-pid)")
-
-
-def run_scheduler(args) -> int:
-    return run_component("scheduler", args.kubeconfig, lambda api: Scheduler(
-        api, args.scheduler_name, args.identity).run(args.metrics_bind))
+        await run_elected(
+            self.api,
+            "kube-scheduler",
+            self.identity,
+            self.factory,
+            self.events,
+            self.metrics,
+            metrics_bind,
+            self.schedule_loop,
+            task_status=task_status,
+        )

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from orchestrator.local_plane import LocalControlPlane
+from orchestrator.lab.local_plane import LocalControlPlane
 
 
 @pytest.fixture(scope="module")

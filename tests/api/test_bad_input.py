@@ -94,9 +94,21 @@ def test_cluster_ips_from_two_api_servers_never_collide(plane):
     """Both servers claim addresses in the kv store; 40 services created at once, through both."""
     servers = [Raw(plane, url) for url in plane.servers[:2]]
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda i: servers[i % 2].request("POST", "/api/v1/namespaces/default/services", json.dumps(
-            {"metadata": {"name": f"svc-{i}"}, "spec": {"type": "NodePort", "selector": {"a": "b"},
-                                                       "ports": [{"port": 80}]}})), range(40)))
+        answers = list(
+            pool.map(
+                lambda i: servers[i % 2].request(
+                    "POST",
+                    "/api/v1/namespaces/default/services",
+                    json.dumps(
+                        {
+                            "metadata": {"name": f"svc-{i}"},
+                            "spec": {"type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80}]},
+                        }
+                    ),
+                ),
+                range(40),
+            )
+        )
     assert [code for code, _, _ in answers] == [201] * 40
     specs = [json.loads(data)["spec"] for _, _, data in answers]
     assert len({s["clusterIP"] for s in specs}) == 40

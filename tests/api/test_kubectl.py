@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
+import threading
 import time
 
 import yaml
@@ -95,21 +97,65 @@ def test_scale_label_annotate_and_edit(plane):
     assert plane.kubectl("get", "deploy", "-l", "tier=front", "-o", "name").stdout.split() == ["deployment.apps/tuned"]
 
 
+class FollowedOutput:
+    """A long-running kubectl whose stdout lines are read as they come, so a test waits for the
+    line it means instead of sleeping."""
+
+    def __init__(self, plane, *args: str) -> None:
+        self.process = subprocess.Popen(["kubectl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env={"KUBECONFIG": str(plane.kubeconfig()),
+                                                        "KUBECACHEDIR": str(plane.base_dir / "kc"),
+                                                        "PATH": "/usr/bin:/bin"})
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, wanted, timeout_s: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if wanted(line):
+                return line
+        raise AssertionError(f"kubectl printed no such line within {timeout_s} s: {self.seen}")
+
+    def stop(self) -> tuple[str, str]:
+        if self.process.poll() is None:
+            self.process.terminate()
+        out, err = self.process.communicate(timeout=10)
+        return out, err
+
+
+def open_watches(plane) -> int:
+    metrics = plane.kubectl("get", "--raw", "/metrics").stdout
+    return int(float(next(line.split()[1] for line in metrics.splitlines()
+                           if line.startswith("ketch_apiserver_watchers "))))
+
+
 def test_get_pods_watch_prints_columns_then_live_rows(plane):
-    watcher = subprocess.Popen(["kubectl", "get", "pods", "-w", "-l", "watched=yes"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               env={"KUBECONFIG": str(plane.kubeconfig()), "KUBECACHEDIR": str(plane.base_dir / "kc"),
-                                    "PATH": "/usr/bin:/bin"})
+    before = open_watches(plane)
+    watcher = FollowedOutput(plane, "get", "pods", "-w", "-l", "watched=yes")
     try:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while open_watches(plane) <= before:  # kubectl prints nothing until the first row: watch the server
+            assert time.monotonic() < deadline, "kubectl get -w never opened its watch"
+            time.sleep(0.1)
         plane.kubectl("run", "watched", "--image=busybox", "--labels=watched=yes")
-        time.sleep(1.5)
+        header = watcher.wait_for(lambda line: line.startswith("NAME"))
+        assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        watcher.wait_for(lambda line: line.split()[:3] == ["watched", "0/1", "Pending"])
     finally:
-        watcher.terminate()
-        out, _ = watcher.communicate(timeout=10)
-    lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], out
-    assert any(line.split()[:3] == ["watched", "0/1", "Pending"] for line in lines[1:]), out
+        watcher.stop()
 
 
 def test_delete_waits_until_the_object_is_gone(plane):
@@ -142,15 +188,14 @@ def test_rollout_status_follows_the_status_a_controller_writes(plane):
     got = json.loads(plane.kubectl("get", "deploy", "rolled", "-o", "json").stdout)
     status = {"status": {"observedGeneration": got["metadata"]["generation"], "replicas": 2, "updatedReplicas": 2,
                          "readyReplicas": 2, "availableReplicas": 2}}
-    rollout = subprocess.Popen(["kubectl", "rollout", "status", "deploy/rolled", "--timeout=30s"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={"KUBECONFIG": str(plane.kubeconfig()), "KUBECACHEDIR": str(plane.base_dir / "kc"),
-                                    "PATH": "/usr/bin:/bin"})
-    time.sleep(1.5)
-    plane.kubectl("patch", "deploy", "rolled", "--subresource=status", "--type=merge", "-p", json.dumps(status))
-    out, err = rollout.communicate(timeout=40)
-    assert rollout.returncode == 0, err
-    assert 'deployment "rolled" successfully rolled out' in out
+    rollout = FollowedOutput(plane, "rollout", "status", "deploy/rolled", "--timeout=30s")
+    try:
+        rollout.wait_for(lambda line: line.startswith("Waiting for deployment"))  # it is watching now
+        plane.kubectl("patch", "deploy", "rolled", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+        rollout.wait_for(lambda line: 'deployment "rolled" successfully rolled out' in line)
+    finally:
+        rollout.stop()
+    assert rollout.process.returncode == 0
 
 
 def test_auth_can_i_answers_per_role(plane):

@@ -26,20 +26,29 @@ def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
             if "Ctrl-C stops everything" in line:
                 break
         exports = [line.split("=", 1)[1].strip() for line in lines if "export KUBECONFIG=" in line]
-        assert exports, f"ketch up printed no KUBECONFIG: {''.join(lines)}{up.stderr.read() if up.poll() is not None else ''}"
+        assert exports, (
+            f"ketch up printed no KUBECONFIG: {''.join(lines)}{up.stderr.read() if up.poll() is not None else ''}"
+        )
         kubeconfig = exports[0]
         env = {**os.environ, "KUBECONFIG": kubeconfig, "KUBECACHEDIR": str(tmp_path / "cache")}
         tried = [line.strip() for line in lines if line.strip().startswith("kubectl ")]
         assert len(tried) == 3, lines
-        answers = [subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
-                   for command in tried]  # the commands it prints, as a user pastes them
+        answers = [
+            subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
+            for command in tried
+        ]  # the commands it prints, as a user pastes them
         assert all(a.returncode == 0 for a in answers), [a.stderr for a in answers]
         assert "default" in answers[0].stdout and "deployment.apps/web created" in answers[1].stdout
         assert "deployment.apps/web" in answers[2].stdout and "node/hollow-0" in answers[2].stdout
         ready = ""
         for _ in range(60):  # the deployment's pod is scheduled onto a hollow node and runs
-            ready = subprocess.run(["kubectl", "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"],
-                                   capture_output=True, text=True, timeout=30, env=env).stdout
+            ready = subprocess.run(
+                ["kubectl", "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=env,
+            ).stdout
             if ready == "1":
                 break
             time.sleep(1)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from orchestrator.local_plane import LocalControlPlane
+from orchestrator.lab.local_plane import LocalControlPlane
 
 
 class Cluster:

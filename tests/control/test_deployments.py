@@ -65,13 +65,16 @@ def test_a_deployment_spreads_rolls_out_scales_updates_within_bounds_and_undoes(
                 continue
             buffer = ""
             pod = event["object"]
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", [])
+            )
             if event["type"] == "DELETED" or pod["metadata"].get("deletionTimestamp"):
                 state.pop(pod["metadata"]["name"], None)
             else:
                 state[pod["metadata"]["name"]] = ready
             if len(state) >= 3 or event["type"] != "ADDED":
                 lowest[0] = min(lowest[0], sum(state.values()))
+
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
     try:
@@ -89,4 +92,7 @@ def test_a_deployment_spreads_rolls_out_scales_updates_within_bounds_and_undoes(
     back = running(cluster, "app=web", 3)
     assert {p["spec"]["containers"][0]["image"] for p in back} == {"nginx:1.25"}
     replicasets = cluster.json("get", "rs", "-l", "app=web")["items"]
-    assert sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in replicasets) == ["2", "3"]
+    assert sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in replicasets) == [
+        "2",
+        "3",
+    ]

@@ -37,27 +37,56 @@ def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_move(cluster):
     pods = all_running(cluster, "app=movers", 5)
     victim = pods[0]["spec"]["nodeName"]
     cluster.kubectl("annotate", "node", victim, "ketch.dev/frozen=true")
-    node = cluster.wait(lambda: (n := cluster.json("get", "node", victim)) and any(
-        t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute" for t in n["spec"].get("taints", []))
-        and n, 30)
+    node = cluster.wait(
+        lambda: (
+            (n := cluster.json("get", "node", victim))
+            and any(
+                t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
+                for t in n["spec"].get("taints", [])
+            )
+            and n
+        ),
+        30,
+    )
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "Unknown"
     assert "NotReady" in cluster.kubectl("get", "node", victim).stdout
-    moved = cluster.wait(lambda: (p := all_running(cluster, "app=movers", 5)) and
-                         all(x["spec"]["nodeName"] != victim for x in p) and p, 60)
+    moved = cluster.wait(
+        lambda: (p := all_running(cluster, "app=movers", 5)) and all(x["spec"]["nodeName"] != victim for x in p) and p,
+        60,
+    )
     assert len(moved) == 5
     cluster.kubectl("annotate", "node", victim, "ketch.dev/frozen-")
     cluster.wait(lambda: not cluster.json("get", "node", victim)["spec"].get("taints"), 30)
 
 
+def settled(deployment: dict) -> bool:
+    """The controller has seen the current spec through: observed, and every replica updated and available."""
+    status, wanted = deployment.get("status") or {}, deployment["spec"]["replicas"]
+    return (status.get("observedGeneration") == deployment["metadata"]["generation"]
+            and status.get("replicas") == status.get("updatedReplicas") == status.get("availableReplicas") == wanted)
+
+
 def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_die(cluster):
     pki = cluster.plane.pki_dir
-    standby_manager = cluster.component("controller-manager", "--kubeconfig", str(pki / "controller-manager.kubeconfig"),
-                                        "--node-monitor-grace-seconds", "4", "--pod-eviction-seconds", "2")
+    standby_manager = cluster.component(
+        "controller-manager",
+        "--kubeconfig",
+        str(pki / "controller-manager.kubeconfig"),
+        "--node-monitor-grace-seconds",
+        "4",
+        "--pod-eviction-seconds",
+        "2",
+    )
     standby_scheduler = cluster.component("scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
-    time.sleep(3)
-    leases = {name: cluster.json("get", "lease", "-n", "kube-system", name)["spec"]["holderIdentity"]
-              for name in ("kube-controller-manager", "kube-scheduler")}
+
+    def holders() -> dict | None:
+        """Both leases held by the first instances (started with the cluster), not by the standbys."""
+        found = {name: cluster.json("get", "lease", "-n", "kube-system", name)["spec"].get("holderIdentity", "")
+                 for name in ("kube-controller-manager", "kube-scheduler")}
+        standbys = (f"-{standby_manager.pid}", f"-{standby_scheduler.pid}")
+        return found if all(h and not h.endswith(standbys) for h in found.values()) else None
+    leases = cluster.wait(holders, 30)
     leaders = [p for p in cluster.plane.processes if any(leases[n].endswith(f"-{p.pid}") for n in leases)]
     assert len(leaders) == 2, leases
     for process in leaders:
@@ -70,7 +99,9 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
     for name, process in (("kube-controller-manager", standby_manager), ("kube-scheduler", standby_scheduler)):
         holder = cluster.json("get", "lease", "-n", "kube-system", name)["spec"]["holderIdentity"]
         assert holder.endswith(f"-{process.pid}")
-    time.sleep(3)  # nothing created twice: exactly one ReplicaSet and four pods
+    # nothing created twice: once the new leader has observed its work as done (status caught up with
+    # the spec), there is exactly one ReplicaSet and four pods
+    cluster.wait(lambda: settled(cluster.json("get", "deploy", "after-failover")), 30)
     assert len(cluster.json("get", "rs", "-l", "app=after-failover")["items"]) == 1
     assert len(live(cluster, "app=after-failover")) == 4
 
@@ -79,28 +110,40 @@ def test_deleting_a_deployment_removes_or_orphans_its_replicasets_and_pods(clust
     cluster.kubectl("apply", "-f", "-", input=deployment("collected", 2))
     all_running(cluster, "app=collected", 2)
     cluster.kubectl("delete", "deploy", "collected", "--wait=true", timeout=60)
-    cluster.wait(lambda: not cluster.json("get", "rs", "-l", "app=collected")["items"] and
-                 not live(cluster, "app=collected"), 60)
+    cluster.wait(
+        lambda: not cluster.json("get", "rs", "-l", "app=collected")["items"] and not live(cluster, "app=collected"), 60
+    )
     cluster.kubectl("apply", "-f", "-", input=deployment("orphaned", 2))
     all_running(cluster, "app=orphaned", 2)
     cluster.kubectl("delete", "deploy", "orphaned", "--cascade=orphan", timeout=60)
     cluster.wait(lambda: not cluster.kubectl("get", "deploy", "orphaned", check=False).returncode == 0, 30)
-    time.sleep(2)
-    replicasets = cluster.json("get", "rs", "-l", "app=orphaned")["items"]
-    assert len(replicasets) == 1 and not replicasets[0]["metadata"].get("ownerReferences")
+    replicasets = cluster.wait(lambda: [rs for rs in cluster.json("get", "rs", "-l", "app=orphaned")["items"]
+                                        if not rs["metadata"].get("ownerReferences")], 30)
+    assert len(replicasets) == 1
     assert len(live(cluster, "app=orphaned")) == 2
 
 
 def test_an_endpointslice_follows_its_pods_readiness(cluster):
     cluster.kubectl("apply", "-f", "-", input=deployment("served", 2))
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "served"},
-        "spec": {"selector": {"app": "served"}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "served"},
+                "spec": {"selector": {"app": "served"}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]},
+            }
+        ),
+    )
     pods = all_running(cluster, "app=served", 2)
 
     def slice_endpoints():
         slices = cluster.json("get", "endpointslices", "-l", "kubernetes.io/service-name=served")["items"]
         return {e["addresses"][0]: e["conditions"]["ready"] for s in slices for e in s.get("endpoints") or []}
+
     cluster.wait(lambda: slice_endpoints() == {p["status"]["podIP"]: True for p in pods}, 30)
     slices = cluster.json("get", "endpointslices", "-l", "kubernetes.io/service-name=served")["items"]
     assert slices[0]["ports"] == [{"name": "web", "port": 8080, "protocol": "TCP"}]
@@ -109,8 +152,15 @@ def test_an_endpointslice_follows_its_pods_readiness(cluster):
     # One pod stops being ready: it moves to notReady, the other stays ready.
     target = pods[0]["metadata"]["name"]
     conditions = [{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]
-    cluster.kubectl("patch", "pod", target, "--subresource=status", "--type=merge",
-                    "-p", json.dumps({"status": {"conditions": conditions}}))
+    cluster.kubectl(
+        "patch",
+        "pod",
+        target,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"conditions": conditions}}),
+    )
     cluster.wait(lambda: slice_endpoints().get(pods[0]["status"]["podIP"]) is False, 30)
     assert slice_endpoints()[pods[1]["status"]["podIP"]] is True
     endpoints = cluster.json("get", "endpoints", "served")

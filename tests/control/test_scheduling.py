@@ -37,26 +37,46 @@ def test_taints_selectors_anti_affinity_and_spread_decide_placements(cluster):
         cluster.kubectl("apply", "-f", "-", input=pod("tolerant", nodeSelector={"kubernetes.io/hostname": "hollow-0"},
                                                       tolerations=[{"key": "dedicated", "operator": "Equal",
                                                                     "value": "db", "effect": "NoSchedule"}]))
-        cluster.kubectl("apply", "-f", "-", input=pod("intolerant", nodeSelector={"kubernetes.io/hostname": "hollow-0"}))
+        cluster.kubectl(
+            "apply", "-f", "-", input=pod("intolerant", nodeSelector={"kubernetes.io/hostname": "hollow-0"})
+        )
         assert node_of(cluster, "tolerant") == "hollow-0"
-        events = cluster.wait(lambda: [e for e in cluster.json("get", "events", "--field-selector",
-                                                               "involvedObject.name=intolerant")["items"]
-                                       if e["reason"] == "FailedScheduling"], 30)
+        events = cluster.wait(
+            lambda: [
+                e
+                for e in cluster.json("get", "events", "--field-selector", "involvedObject.name=intolerant")["items"]
+                if e["reason"] == "FailedScheduling"
+            ],
+            30,
+        )
         assert "1 node(s) had untolerated taint {dedicated: db}" in events[0]["message"]
         assert "node(s) didn't match Pod's node affinity/selector" in events[0]["message"]
     finally:
         cluster.kubectl("taint", "node", "hollow-0", "dedicated-")
-    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"labelSelector": {"matchLabels": {"test": "lonely"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    anti = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"test": "lonely"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
     for i in range(3):
         cluster.kubectl("apply", "-f", "-", input=pod(f"lonely-{i}", affinity=anti))
     assert len({node_of(cluster, f"lonely-{i}") for i in range(3)}) == 3
-    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
-               "labelSelector": {"matchLabels": {"test": "zoned"}}}]
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"test": "zoned"}},
+        }
+    ]
     for i in range(6):
         cluster.kubectl("apply", "-f", "-", input=pod(f"zoned-{i}", topologySpreadConstraints=spread))
-    nodes = {n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"]
-             for n in cluster.json("get", "nodes")["items"]}
+    nodes = {
+        n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"]
+        for n in cluster.json("get", "nodes")["items"]
+    }
     zones = [nodes[node_of(cluster, f"zoned-{i}")] for i in range(6)]
     counts = [zones.count(zone) for zone in set(nodes.values())]
     assert max(counts) - min(counts) <= 1, zones

@@ -51,8 +51,12 @@ async def test_exit_codes(cluster):
     assert failed.returncode == 1 and "FUTURE_REVISION" in failed.stderr
     usage = ketch(cluster, "get")
     assert usage.returncode == 2 and "required" in usage.stderr
-    nobody = subprocess.run([sys.executable, "-m", "orchestrator.cli", "kv", "--token-file", "/nonexistent", "get", "k"],
-                            capture_output=True, text=True, timeout=30)
+    nobody = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "kv", "--token-file", "/nonexistent", "get", "k"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert nobody.returncode == 2 and "cannot read /nonexistent" in nobody.stderr
 
 
@@ -61,12 +65,32 @@ def test_serve_with_bad_config_exits_2_with_one_line(tmp_path):
     secret.write_text("x" * 40)
     secret.chmod(0o644)
     (tmp_path / "tokens").write_text("t\n")
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "kv", "serve", "--name", "a",
-                           "--data-dir", str(tmp_path / "d"), "--initial-cluster", "a=127.0.0.1:1",
-                           "--token-file", str(tmp_path / "tokens"), "--peer-secret-file", str(secret)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "kv",
+            "serve",
+            "--name",
+            "a",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--initial-cluster",
+            "a=127.0.0.1:1",
+            "--token-file",
+            str(tmp_path / "tokens"),
+            "--peer-secret-file",
+            str(secret),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"ketch kv serve: peer secret file {secret} is readable by others; chmod 600 it"]
+    assert proc.stderr.strip().splitlines() == [
+        f"ketch kv serve: peer secret file {secret} is readable by others; chmod 600 it"
+    ]
 
 
 def test_secret_new_writes_mode_0600_and_never_overwrites(tmp_path):

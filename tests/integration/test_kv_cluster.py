@@ -28,7 +28,9 @@ async def test_txn_watch_and_lease_across_members(kv_cluster):
         async with watcher.watch(b"job/", c.prefix_end(b"job/"), prev_kv=True) as groups:
             lease = (await writer.lease_grant(30))["id"]
             await writer.put(b"job/1", b"new", lease=lease)
-            cas = await writer.txn([c.compare(b"job/1", "value", "=", b"new")], [c.put(b"job/1", b"taken", lease=lease)])
+            cas = await writer.txn(
+                [c.compare(b"job/1", "value", "=", b"new")], [c.put(b"job/1", b"taken", lease=lease)]
+            )
             assert cas["succeeded"]
             await writer.lease_revoke(lease)
             seen = []

@@ -79,7 +79,7 @@ async def test_an_etcd_gateway_client_gets_the_same_answers_from_ketch(kv_cluste
     finally:
         etcd.stop()
     from_ketch = script(EtcdJSONClient(ketch.gateways[1], token=ketch.token))
-    for i, (want, got) in enumerate(zip(from_etcd, from_ketch)):
+    for i, (want, got) in enumerate(zip(from_etcd, from_ketch, strict=True)):
         if isinstance(want, dict) and "error" in want and "not base64" not in json.dumps(want):
             assert (got.get("status"), got.get("code")) == (want["status"], want["code"]), i
             continue

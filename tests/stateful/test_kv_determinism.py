@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from kvstore import StateMachine, snapshot
 from kvstore import commands as c
 from kvstore.errors import KVError
+from tests.kvtools import Strict
 from tests.stateful.test_kv_state_machine import garbage, keys, range_ends, txns, values
 
 commands = st.one_of(
@@ -24,7 +25,8 @@ logs = st.lists(commands, max_size=60)
 
 
 def run(machine: StateMachine, log: list) -> list:
-    return [machine.apply_safely(command) for command in log]
+    strict = Strict(machine)
+    return [strict.apply_safely(command) for command in log]
 
 
 @settings(max_examples=200, deadline=None)
@@ -32,7 +34,7 @@ def run(machine: StateMachine, log: list) -> list:
 def test_the_same_log_gives_the_same_state_and_answers(log):
     one, two = StateMachine(), StateMachine()
     assert run(one, log) == run(two, log)
-    assert snapshot.dump(one) == snapshot.dump(two)
+    assert Strict(one).dump() == Strict(two).dump()
 
 
 @settings(max_examples=200, deadline=None)
@@ -43,9 +45,9 @@ def test_snapshot_then_restore_then_continue_equals_never_stopping(log, data):
     answers = run(straight, log)
     first = StateMachine()
     early = run(first, log[:cut])
-    restored = snapshot.load(snapshot.dump(first))
+    restored = snapshot.load(Strict(first).dump())
     assert early + run(restored, log[cut:]) == answers
-    assert snapshot.dump(restored) == snapshot.dump(straight)
+    assert Strict(restored).dump() == Strict(straight).dump()
 
 
 @settings(max_examples=300, deadline=None)
@@ -53,6 +55,6 @@ def test_snapshot_then_restore_then_continue_equals_never_stopping(log, data):
 def test_bad_input_never_changes_state(log, bad):
     machine = StateMachine()
     run(machine, log)
-    before = snapshot.dump(machine)
-    assert isinstance(machine.apply_safely(bad), KVError)
-    assert snapshot.dump(machine) == before
+    before = Strict(machine).dump()
+    assert isinstance(Strict(machine).apply_safely(bad), KVError)
+    assert Strict(machine).dump() == before

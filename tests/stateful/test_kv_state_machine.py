@@ -20,6 +20,7 @@ from hypothesis.stateful import (
 
 from kvstore import KVError, StateMachine, snapshot
 from kvstore import commands as c
+from tests.kvtools import Strict
 from tests.stateful.kv_model import KV, Model, ModelError, inside
 
 KEYS = [b"a", b"a/1", b"a/2", b"b", b"c", b"c/x"]
@@ -111,7 +112,7 @@ garbage = st.one_of(
 class KVStoreMachine(RuleBasedStateMachine):
     @initialize()
     def start(self):
-        self.store = StateMachine()
+        self.store = Strict(StateMachine())
         self.model = Model()
         self.now = 1000.0
         self.seqs = {client: 0 for client in CLIENTS}
@@ -205,7 +206,7 @@ class KVStoreMachine(RuleBasedStateMachine):
         ok, responses = expected
         assert result["succeeded"] is ok
         assert len(result["responses"]) == len(responses)
-        for got, (kind, want) in zip(result["responses"], responses):
+        for got, (kind, want) in zip(result["responses"], responses, strict=True):
             if kind == "txn":
                 self.check_txn_result(got["response_txn"], want)
             elif kind == "range":
@@ -299,33 +300,33 @@ class KVStoreMachine(RuleBasedStateMachine):
         client = data.draw(st.sampled_from(sorted(self.model.recent, key=str)))
         seq = data.draw(st.sampled_from(self.model.recent[client]))
         revision = self.store.revision
-        again = self.store.apply(self.sent[(client, seq)])
+        again = self.store.apply_ok(self.sent[(client, seq)])
         assert again == self.model.results[(client, seq)]
         assert self.store.revision == revision
 
     @rule()
     def snapshot_and_restore(self):
-        data = snapshot.dump(self.store)
-        self.store = snapshot.load(data)
-        assert snapshot.dump(self.store) == data
+        data = snapshot.dump(self.store.machine)
+        self.store = Strict(snapshot.load(data))
+        assert snapshot.dump(self.store.machine) == data
 
     @rule(command=garbage)
     def bad_input_changes_nothing(self, command):
-        before = snapshot.dump(self.store)
+        before = snapshot.dump(self.store.machine)
         with pytest.raises(KVError) as info:
             self.store.apply(command)
         assert info.value.code in ("INVALID_ARGUMENT", "TOO_LARGE")
-        assert snapshot.dump(self.store) == before
+        assert snapshot.dump(self.store.machine) == before
 
     # --- invariants -----------------------------------------------------------------------
 
     @invariant()
     def same_keys_and_revision(self):
         assert self.store.revision == self.model.revision
-        everything = self.store.apply(c.range_(b"\0", b"\0"))
+        everything = self.store.apply_ok(c.range_(b"\0", b"\0"))
         assert [kv_tuple(kv) for kv in everything["kvs"]] == [
             model_kv(k, kv) for k, kv in sorted(self.model.current().items())]
-        status = self.store.apply({"op": "status"})
+        status = self.store.apply_ok({"op": "status"})
         assert status["keys"] == len(self.model.current())
         assert status["compact_revision"] == self.model.compact_revision
         assert status["leases"] == len(self.model.leases)
@@ -334,7 +335,7 @@ class KVStoreMachine(RuleBasedStateMachine):
     def leases_agree(self):
         """Every lease's TTLs and attached keys, after every step."""
         for lease_id in sorted(self.model.leases):
-            got = self.store.apply(c.lease_time_to_live(lease_id, self.now, keys=True))
+            got = self.store.apply_ok(c.lease_time_to_live(lease_id, self.now, keys=True))
             ttl, granted, attached = self.model.time_to_live(lease_id, self.now)
             assert (got["ttl"], got["granted_ttl"], got.get("keys", [])) == (ttl, granted, attached)
 
@@ -369,7 +370,7 @@ class KVStoreMachine(RuleBasedStateMachine):
             (b"c", b"\0", past, 0, True, False),
         ]
         for key, end, revision, limit, keys_only, count_only in queries:
-            got = self.store.apply(c.range_(key, end, revision=revision, limit=limit,
+            got = self.store.apply_ok(c.range_(key, end, revision=revision, limit=limit,
                                             keys_only=keys_only, count_only=count_only))
             assert range_view(got) == model.range(key, end, revision, limit, keys_only, count_only)
 

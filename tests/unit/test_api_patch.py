@@ -52,9 +52,14 @@ def test_strategic_merge_retain_keys_and_primitive_lists():
     out = strategic_merge_patch(strategy, {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}})
     assert out["spec"]["strategy"] == {"type": "Recreate"}
     finalizers = {"metadata": {"finalizers": ["a", "b"]}}
-    assert strategic_merge_patch(finalizers, {"metadata": {"finalizers": ["c"]}})["metadata"]["finalizers"] == ["a", "b", "c"]
-    assert strategic_merge_patch(finalizers, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}) \
-        ["metadata"]["finalizers"] == ["b"]
+    assert strategic_merge_patch(finalizers, {"metadata": {"finalizers": ["c"]}})["metadata"]["finalizers"] == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert strategic_merge_patch(finalizers, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})["metadata"][
+        "finalizers"
+    ] == ["b"]
 
 
 def test_strategic_merge_item_without_its_merge_key_is_a_bad_request():
@@ -65,10 +70,18 @@ def test_strategic_merge_item_without_its_merge_key_is_a_bad_request():
 
 def test_json_patch_operations():
     doc = {"a": {"b": [1, 2]}, "c": 1}
-    out = json_patch(doc, [{"op": "add", "path": "/a/b/-", "value": 3}, {"op": "replace", "path": "/c", "value": 2},
-                           {"op": "copy", "from": "/c", "path": "/d"}, {"op": "move", "from": "/d", "path": "/e"},
-                           {"op": "remove", "path": "/a/b/0"}, {"op": "test", "path": "/e", "value": 2},
-                           {"op": "add", "path": "/x~1y", "value": True}])
+    out = json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/a/b/-", "value": 3},
+            {"op": "replace", "path": "/c", "value": 2},
+            {"op": "copy", "from": "/c", "path": "/d"},
+            {"op": "move", "from": "/d", "path": "/e"},
+            {"op": "remove", "path": "/a/b/0"},
+            {"op": "test", "path": "/e", "value": 2},
+            {"op": "add", "path": "/x~1y", "value": True},
+        ],
+    )
     assert out == {"a": {"b": [2, 3]}, "c": 2, "e": 2, "x/y": True}
     with pytest.raises(APIError) as failed:
         json_patch(doc, [{"op": "test", "path": "/c", "value": 9}])

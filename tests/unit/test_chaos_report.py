@@ -42,7 +42,7 @@ def test_leader_changes_count_terms_with_a_leader():
              observation(12, 2, PEERS[2], 3), observation(13, 0, PEERS[2], 3)]
     result = report.leader_changes(lines, PEERS, started=9)
     assert result["leader_changes"] == 1
-    assert [(l["term"], l["leader"], l["time_s"]) for l in result["leaders"]] == [(1, "m1", 1), (3, "m3", 3)]
+    assert [(e["term"], e["leader"], e["time_s"]) for e in result["leaders"]] == [(1, "m1", 1), (3, "m3", 3)]
 
 
 def test_the_current_leader_is_named_in_the_highest_recent_term():

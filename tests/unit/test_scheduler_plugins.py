@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import quantity
-from orchestrator.scheduler.framework import Framework, NodeInfo, pod_requests
+from orchestrator.api import quantity
+from orchestrator.api.pods import requests as pod_requests
+from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
 
 
@@ -61,21 +62,38 @@ def test_taints_need_tolerations():
     tainted = node("t", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
     result = schedule(pod("p"), [tainted])
     assert result.message == "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}."
-    tolerating = pod("q", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}])
+    tolerating = pod(
+        "q", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]
+    )
     assert schedule(tolerating, [tainted]).node == "t"
     assert schedule(pod("r", tolerations=[{"operator": "Exists"}]), [tainted]).node == "t"
-    assert schedule(pod("s"), [node("u", unschedulable=True)]).message == \
-        "0/1 nodes are available: 1 node(s) were unschedulable."
+    assert (
+        schedule(pod("s"), [node("u", unschedulable=True)]).message
+        == "0/1 nodes are available: 1 node(s) were unschedulable."
+    )
 
 
 def test_node_selector_and_required_and_preferred_affinity():
     nodes = [node("ssd", disk="ssd"), node("hdd", disk="hdd")]
     assert schedule(pod("p", nodeSelector={"disk": "ssd"}), nodes).node == "ssd"
-    required = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]}}}
+    required = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]
+            }
+        }
+    }
     assert schedule(pod("q", affinity=required), nodes).node == "hdd"
-    preferred = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["hdd"]}]}}]}}
+    preferred = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["hdd"]}]},
+                }
+            ]
+        }
+    }
     assert schedule(pod("r", affinity=preferred), nodes).node == "hdd"
     nowhere = schedule(pod("s", nodeSelector={"disk": "nvme"}), nodes)
     assert nowhere.message == "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
@@ -84,8 +102,13 @@ def test_node_selector_and_required_and_preferred_affinity():
 def test_required_anti_affinity_both_ways():
     a, b = node("a"), node("b")
     a.add_pod(pod("web-1", labels={"app": "web"}))
-    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    anti = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
     assert schedule(pod("web-2", labels={"app": "web"}, affinity=anti), [a, b]).node == "b"
     b.add_pod(pod("web-3", labels={"app": "web"}, affinity=anti))
     # an existing pod's anti-affinity keeps a matching newcomer away from b as well
@@ -95,8 +118,14 @@ def test_required_anti_affinity_both_ways():
 
 def test_topology_spread_do_not_schedule_and_default_spreading():
     a1, a2, b1 = node("a1", zone="a"), node("a2", zone="a"), node("b1", zone="b")
-    constraint = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
-                   "labelSelector": {"matchLabels": {"app": "z"}}}]
+    constraint = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "z"}},
+        }
+    ]
     a1.add_pod(pod("z1", labels={"app": "z"}))
     result = schedule(pod("z2", labels={"app": "z"}, topologySpreadConstraints=constraint), [a1, a2, b1])
     assert result.node == "b1"  # zone a has one already; skew would be 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from kvstore.local_cluster import LocalCluster, free_port, stop_processes
-from orchestrator.apiserver import pki
+from orchestrator.pki import certs as pki
 
 
 @dataclass
@@ -116,7 +116,12 @@ class LocalControlPlane:
     async def wait_for_nodes(self, count: int, timeout_s: float = 60.0) -> None:
         """Until `count` nodes are registered, Ready and given a pod CIDR (pods can run on them)."""
         from orchestrator.client import kubeconfig
-        from orchestrator.client.api import NODES, APIClient, APIStatusError, Unreachable
+        from orchestrator.client.api import (
+            NODES,
+            APIClient,
+            APIStatusError,
+            Unreachable,
+        )
 
         def usable(node: dict) -> bool:
             ready = any(c.get("type") == "Ready" and c.get("status") == "True"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 import trio
-from pathlib import Path
 
 
 def add_up_parser(subparsers) -> None:
@@ -25,10 +25,11 @@ def add_up_parser(subparsers) -> None:
     up.add_argument("--nodes", type=int, default=3, help="hollow nodes to run (0: none)")
     up.add_argument("--kv-base-port", type=int, default=2379,
                     help="kv member i takes client port BASE+10i (0: any free ports)")
+    up.set_defaults(func=run_up)
 
 
 def run_up(args) -> int:
-    from orchestrator.local_plane import LocalControlPlane
+    from orchestrator.lab.local_plane import LocalControlPlane
 
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))

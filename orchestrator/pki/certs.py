@@ -52,9 +52,13 @@ def _key_pem(key) -> bytes:
 
 
 def _names(host: str) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-                                     x509.DNSName("kubernetes.default"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                     x509.IPAddress(ipaddress.ip_address("10.96.0.1"))]
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+    ]
     try:
         address = ipaddress.ip_address(host)
         if x509.IPAddress(address) not in names:
@@ -73,23 +77,44 @@ def init(directory: Path, server: str) -> list[Path]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ketch-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     server_key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-                   .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-                   .add_extension(x509.SubjectAlternativeName(_names(parsed.hostname)), critical=False)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                   .sign(ca_key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName(_names(parsed.hostname)), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     _write_private(directory / "ca.key", _key_pem(ca_key))
     (directory / "apiserver.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
@@ -113,11 +138,15 @@ def _write_tokens(path: Path, rows: list[list[str]]) -> None:
 
 def write_kubeconfig(directory: Path, role: str, server: str, token: str) -> Path:
     ca_data = base64.b64encode((directory / "ca.crt").read_bytes()).decode()
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "ketch",
-              "clusters": [{"name": "ketch", "cluster": {"server": server, "certificate-authority-data": ca_data}}],
-              "users": [{"name": role, "user": {"token": token}}],
-              "contexts": [{"name": "ketch", "context": {"cluster": "ketch", "user": role, "namespace": "default"}}],
-              "preferences": {}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "ketch",
+        "clusters": [{"name": "ketch", "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": role, "user": {"token": token}}],
+        "contexts": [{"name": "ketch", "context": {"cluster": "ketch", "user": role, "namespace": "default"}}],
+        "preferences": {},
+    }
     path = directory / f"{role}.kubeconfig"
     _write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
     return path

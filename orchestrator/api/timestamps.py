@@ -23,3 +23,8 @@ def epoch(text: str | None) -> float | None:
         return datetime.strptime(text[:19], SECONDS[:-1]).replace(tzinfo=timezone.utc).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+def format_epoch(seconds: float) -> str:
+    """metav1.Time of an instant given in seconds since the epoch (time enters pure code as a number)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime(SECONDS)

@@ -13,17 +13,20 @@ from orchestrator.lab.schedule import FAULTS
 def add_chaos_parser(subparsers) -> None:
     chaos = subparsers.add_parser("chaos", help="fault injection with a linearizability verdict")
     sub = chaos.add_subparsers(dest="chaos_command", metavar="COMMAND", required=True)
-    run = sub.add_parser("run", help="run a kv cluster under a seeded fault schedule and check the history",
-                         description="Network faults need root (hosts are network namespaces); "
-                                     "without root, hosts are loopback addresses and only kill, pause, hog and member work.")
+    run = sub.add_parser(
+        "run",
+        help="run a kv cluster under a seeded fault schedule and check the history",
+        description="Network faults need root (hosts are network namespaces); "
+        "without root, hosts are loopback addresses and only kill, pause, hog and member work.",
+    )
     run.add_argument("--members", type=int, default=5)
     run.add_argument("--duration", type=float, default=60.0, help="seconds of workload")
-    run.add_argument("--faults", default="partition,kill,pause,loss",
-                     help=f"comma-separated, from {','.join(FAULTS)}")
+    run.add_argument("--faults", default="partition,kill,pause,loss", help=f"comma-separated, from {','.join(FAULTS)}")
     run.add_argument("--seed", type=int, default=0, help="the same seed replays the same schedule")
     run.add_argument("--clients", type=int, default=5)
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--unsafe-local-reads", action="store_true", help="run the members with the teaching switch")
+    run.set_defaults(func=run_chaos)
 
 
 def run_chaos(args) -> int:
@@ -36,8 +39,9 @@ def run_chaos(args) -> int:
         print("ketch chaos run: --members 1..9, 0 < --duration <= 3600, --clients 1..64", file=sys.stderr)
         return 2
     try:
-        summary = ChaosRun(args.members, args.duration, faults, args.seed, args.out, args.clients,
-                           args.unsafe_local_reads).run()
+        summary = ChaosRun(
+            args.members, args.duration, faults, args.seed, args.out, args.clients, args.unsafe_local_reads
+        ).run()
     except RuntimeError as err:
         print(f"ketch chaos run: {err}", file=sys.stderr)
         return 2

@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import sys
 from dataclasses import dataclass, field
 
 import trio
 
-from orchestrator.client.api import LEASES, NODES, PODS, APIClient, APIStatusError, Unreachable
-from orchestrator.client.component import run_component
-from orchestrator.client.informer import InformerFactory, object_key
+from orchestrator.api import nodes, pods
+from orchestrator.api.meta import object_key
+from orchestrator.api.timestamps import now, now_micro
+from orchestrator.client.api import (
+    LEASES,
+    NODES,
+    PODS,
+    APIClient,
+    APIStatusError,
+    Unreachable,
+)
+from orchestrator.client.informer import InformerFactory
 from orchestrator.client.workqueue import WorkQueue
-from orchestrator.timestamps import now, now_micro
 
 log = logging.getLogger("ketch.hollow")
 FROZEN = "ketch.dev/frozen"
@@ -66,7 +73,7 @@ class HollowNodes:
         self.factory = InformerFactory(self.api)
         self.nodes = self.factory.informer(NODES)
         self.pod_informer = self.factory.informer(PODS)
-        self.pod_informer.add_index("node", lambda pod: [(pod.get("spec") or {}).get("nodeName") or ""])
+        self.pod_informer.add_index("node", lambda pod: [pods.node_name(pod)])
         self.queue = WorkQueue("hollow-pods")
         self.pod_informer.add_handler(on_add=self._maybe_enqueue, on_update=lambda _, new: self._maybe_enqueue(new))
         self.nodes.add_handler(on_update=self._node_changed)
@@ -78,13 +85,13 @@ class HollowNodes:
         return bool(node and (node["metadata"].get("annotations") or {}).get(FROZEN) == "true")
 
     def _maybe_enqueue(self, pod: dict) -> None:
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = pods.node_name(pod)
         if node in self._ours and not self.is_frozen(node):
             self.queue.add(object_key(pod))
 
     def _node_changed(self, old: dict, new: dict) -> None:
         name = new["metadata"]["name"]
-        if name in self._ours and not (old.get("spec") or {}).get("podCIDR") and (new.get("spec") or {}).get("podCIDR"):
+        if name in self._ours and not nodes.pod_cidr(old) and nodes.pod_cidr(new):
             for pod in self.pod_informer.by_index("node", name):  # pods that waited for a pod CIDR
                 self._maybe_enqueue(pod)
 
@@ -142,10 +149,10 @@ class HollowNodes:
             await trio.sleep(self.heartbeat_s)
 
     def pod_ip(self, node: dict, pod_key: str) -> str | None:
-        cidr = (node.get("spec") or {}).get("podCIDR")
+        cidr = nodes.pod_cidr(node)
         if not cidr:
             return None
-        used = {(p.get("status") or {}).get("podIP") for p in self.pod_informer.by_index("node", node["metadata"]["name"])
+        used = {pods.pod_ip(p) for p in self.pod_informer.by_index("node", node["metadata"]["name"])
                 if object_key(p) != pod_key}
         for address in list(ipaddress.IPv4Network(cidr).hosts())[1:]:
             if str(address) not in used:
@@ -176,15 +183,29 @@ class HollowNodes:
         stamp = now()
         containers = spec.get("containers") or []
         status = {
-            "phase": "Running", "hostIP": next(a["address"] for a in node["status"]["addresses"]
-                                               if a["type"] == "InternalIP"),
-            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": stamp, "qosClass": "BestEffort",
-            "conditions": [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
-                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-            "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "imageID": f"hollow://{c.get('image', '')}",
-                                   "ready": True, "started": True, "restartCount": 0,
-                                   "containerID": f"hollow://{meta['uid']}/{c['name']}",
-                                   "state": {"running": {"startedAt": stamp}}} for c in containers],
+            "phase": "Running",
+            "hostIP": next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"),
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": stamp,
+            "qosClass": "BestEffort",
+            "conditions": [
+                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": f"hollow://{c.get('image', '')}",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "containerID": f"hollow://{meta['uid']}/{c['name']}",
+                    "state": {"running": {"startedAt": stamp}},
+                }
+                for c in containers
+            ],
         }
         try:
             await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": status}, subresource="status")
@@ -200,26 +221,3 @@ class HollowNodes:
             nursery.start_soon(self.heartbeats)
             nursery.start_soon(self.queue.run, self.handle, 8)
             task_status.started()
-
-
-def add_hollow_parser(subparsers) -> None:
-    hollow = subparsers.add_parser("hollow-nodes", help="simulate N nodes through the API (kwok-style)")
-    hollow.add_argument("--kubeconfig", required=True)
-    hollow.add_argument("--count", type=int, required=True)
-    hollow.add_argument("--prefix", default="hollow-")
-    hollow.add_argument("--cpu", default="4")
-    hollow.add_argument("--memory", default="8Gi")
-    hollow.add_argument("--pods", type=int, default=110)
-    hollow.add_argument("--zones", type=int, default=3)
-    hollow.add_argument("--heartbeat-seconds", type=float, default=10.0)
-    hollow.add_argument("--freeze", action="append", default=[], metavar="NAME",
-                        help="register this node but never heartbeat it (repeatable)")
-
-
-def run_hollow(args) -> int:
-    if not (1 <= args.count <= 5000 and args.zones >= 1 and args.heartbeat_seconds > 0):
-        print("ketch hollow-nodes: --count 1..5000, --zones >= 1, --heartbeat-seconds > 0", file=sys.stderr)
-        return 2
-    return run_component("hollow-nodes", args.kubeconfig, lambda api: HollowNodes(
-        api, args.count, args.prefix, args.cpu, args.memory, args.pods, args.zones, args.heartbeat_seconds,
-        set(args.freeze)).run())

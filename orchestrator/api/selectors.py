@@ -3,7 +3,7 @@
 Label selectors: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`, comma-ANDed.
 Field selectors: `path=v`, `path==v`, `path!=v` on the fields each kind supports (as Kubernetes:
 metadata.name and metadata.namespace everywhere, and per kind the ones kubectl, the kubelet and
-the scheduler use). An unsupported field is a 400, as in Kubernetes.
+the scheduler use). An unsupported field is a SelectorError (the API server's 400, as in Kubernetes).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from orchestrator.apiserver.errors import bad_request
+
+class SelectorError(ValueError):
+    """A selector that cannot be parsed; the message is Kubernetes' (the API server answers 400 with it)."""
+
 
 _SET_EXPR = re.compile(r"^\s*([^\s!=,()]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 
@@ -80,7 +83,7 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
 def _label_key(text: str) -> str:
     key = text.strip()
     if not key or any(c in key for c in " ()!=,"):
-        raise bad_request(f"unable to parse requirement: invalid label key {text!r}")
+        raise SelectorError(f"unable to parse requirement: invalid label key {text!r}")
     return key
 
 
@@ -152,10 +155,10 @@ def parse_field_selector(text: str | None, kind: str) -> list[FieldRequirement]:
             field, value = part.split("==", 1) if "==" in part else part.split("=", 1)
             negated = False
         else:
-            raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
+            raise SelectorError(f"invalid selector: '{text}'; can't understand '{part}'")
         field = field.strip()
         if field not in known:
-            raise bad_request(f'field label not supported: {field}')
+            raise SelectorError(f'field label not supported: {field}')
         out.append(FieldRequirement(field, negated, value.strip(), known[field]))
     return out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestrator.lab import history, linearizability as lin
+from orchestrator.lab import history
+from orchestrator.lab import linearizability as lin
 
 
 def add_check_parser(subparsers) -> None:
@@ -18,6 +19,7 @@ def add_check_parser(subparsers) -> None:
     check.add_argument("--format", choices=["auto", "jepsen", "edn", "json"], default="auto")
     check.add_argument("--budget", type=int, default=2_000_000, help="search steps per key before giving up")
     check.add_argument("--html", type=Path, help="also write a timeline of the history (and the culprit) here")
+    check.set_defaults(func=run_check)
 
 
 def run_check(args) -> int:

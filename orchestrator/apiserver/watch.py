@@ -1,0 +1,68 @@
+"""Watches: a chunked stream of JSON lines (or Table rows) from the watch cache, from any
+resourceVersion the cache still holds (410 Expired otherwise), with bookmarks and timeouts."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+
+from orchestrator.api.resources import Resource
+from orchestrator.apiserver import errors, objects, tables
+from orchestrator.apiserver.handlers import matcher
+from orchestrator.apiserver.request import JSON, Request, Route, encode_line
+from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
+
+
+async def serve_watch(store: Store, bookmark_interval_s: float, request: Request, route: Route) -> None:
+    resource = route.resource
+    accept = matcher(request, route)
+    rv = request.query.get("resourceVersion")
+    since = None if rv in (None, "", "0") else parse_resource_version(rv)
+    timeout = request.int_param("timeoutSeconds", 0)
+    bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+    cache = store.cache(resource)
+    await cache.ready.wait()
+    await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
+    try:
+        initial, watcher = cache.subscribe(since, accept)
+    except errors.APIError as err:
+        await request.stream_line({"type": "ERROR", "object": err.status()})
+        return await request.end_stream()
+    try:
+        with trio.move_on_after(timeout or random.uniform(1800, 3600)):
+            for event in initial:
+                await request.stream_bytes(watch_line(request, resource, event))
+            while True:
+                with trio.move_on_after(bookmark_interval_s) as idle:
+                    event = await watcher.receive.receive()
+                    await request.stream_bytes(watch_line(request, resource, event))
+                if idle.cancelled_caught and bookmarks:
+                    await request.stream_line(
+                        {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": resource.kind,
+                                "apiVersion": resource.api_version,
+                                "metadata": {"resourceVersion": str(cache.revision)},
+                            },
+                        }
+                    )
+    except (trio.EndOfChannel, trio.ClosedResourceError, OSError):
+        pass  # dropped for being slow, or the cache restarted: the client re-watches
+    finally:
+        cache.unsubscribe(watcher)
+        with trio.CancelScope(shield=True):
+            await request.end_stream()
+
+def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
+    """The event's line, encoded once for all the watchers that want the same form."""
+    form = "table" if request.wants_table else "json"
+    line = event.encoded.get(form)
+    if line is None:
+        obj = objects.with_type(resource, event.object)
+        if form == "table":
+            obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
+        line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
+    return line
+

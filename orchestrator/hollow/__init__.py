@@ -1,0 +1,1 @@
+"""Hollow nodes: simulated kubelets for scheduler and control-plane benchmarks (`ketch hollow-nodes`)."""

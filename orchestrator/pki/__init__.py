@@ -1,0 +1,1 @@
+"""Certificates, tokens and kubeconfigs for a lab (`ketch pki`)."""

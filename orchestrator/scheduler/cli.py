@@ -1,0 +1,21 @@
+"""`ketch scheduler`."""
+
+from __future__ import annotations
+
+from orchestrator.client.component import run_component
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("scheduler", help="schedule pods onto nodes")
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--scheduler-name", default="default-scheduler")
+    parser.add_argument("--metrics-bind", default=None, help="HOST:PORT for /metrics (off by default)")
+    parser.add_argument("--identity", default=None, help="leader election identity (default host-pid)")
+    parser.set_defaults(func=run_scheduler)
+
+
+def run_scheduler(args) -> int:
+    from orchestrator.scheduler.scheduler import Scheduler
+
+    return run_component("scheduler", args.kubeconfig, lambda api: Scheduler(
+        api, args.scheduler_name, args.identity).run(args.metrics_bind))
