@@ -471,7 +471,9 @@ class Replica(LinearizableReads, PreVote, SyncObj):
 
         def on_result(results, error):
             if error == FAIL_REASON.SUCCESS:
-                for (done, stamps), result in zip(waiters, results):
+                if len(results) != len(waiters):  # the batch itself was refused (one error for all)
+                    results = results[:1] * len(waiters)
+                for (done, stamps), result in zip(waiters, results, strict=True):
                     stamps.update(self._apply_stamps)
                     self._deliveries.append((done, result))
             else:
