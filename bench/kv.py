@@ -12,22 +12,27 @@ the reference measurements (shared/reference/etcd.md §1a). Keys are drawn unifo
 Workloads: put; range-l (linearizable get); range-s (serializable get); update (Kubernetes'
 read-modify-write: get, then txn mod_revision == what was read, then put).
 With --target both it starts a 3-member etcd (Debian's etcd-server) and a 3-member Ketch on
-loopback, runs each workload against both in one run, and prints Ketch/etcd ratios. The machine
-is shared and noisy: compare the ratios, not the absolute figures across runs.
+loopback, runs each workload against etcd and then Ketch (so both see the same moment of a
+shared machine), and prints Ketch/etcd ratios, Ketch's per-hop timeline (from its /metrics)
+and the load average. The machine is shared and noisy: compare the ratios, not the absolute
+figures across runs. `--failover` measures leader failover instead (bench/kv_failover.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError
@@ -154,6 +159,45 @@ def start_target(name: str, work_dir: Path):
     return cluster, cluster.gateways, cluster.token
 
 
+HOP_LINE = re.compile(r'^ketch_kv_(write|read)_hop_seconds_(sum|count)\{hop="(\w+)"\} (\S+)$')
+
+
+def hop_totals(gateways: list[str]) -> dict[tuple[str, str, str], float]:
+    """Every member's hop histograms (kvstore.timeline), summed: (kind, hop, sum|count) -> value."""
+    totals: dict[tuple[str, str, str], float] = {}
+    for gateway in gateways:
+        with urllib.request.urlopen(f"http://{gateway}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                match = HOP_LINE.match(line)
+                if match:
+                    kind, what, hop, value = match.groups()
+                    totals[kind, hop, what] = totals.get((kind, hop, what), 0.0) + float(value)
+    return totals
+
+
+def hop_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean milliseconds per hop over one workload ("write:quorum": 0.8, ...)."""
+    means = {}
+    for kind, hop, what in after:
+        if what == "count":
+            count = after[kind, hop, "count"] - before.get((kind, hop, "count"), 0.0)
+            total = after[kind, hop, "sum"] - before.get((kind, hop, "sum"), 0.0)
+            if count:
+                means[f"{kind}:{hop}"] = round(total / count * 1000, 3)
+    return means
+
+
+def print_hops(rows: list[dict]) -> None:
+    """Where a Ketch request's time went, hop by hop (mean ms; kvstore.timeline)."""
+    timed = [r for r in rows if r.get("hops_ms")]
+    if not timed:
+        return
+    print("\nKetch per-hop timeline, mean ms (write: received>proposed>appended>synced>quorum>applied>answered;"
+          " read: received>confirmed>applied>answered)")
+    for r in timed:
+        print(f"{r['workload']:8} {r['clients']:3}  " + "  ".join(f"{k}={v}" for k, v in r["hops_ms"].items()))
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'target':6} {'workload':8} {'clients':>7} {'ops/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6}")
@@ -210,6 +254,10 @@ def main() -> int:
     parser.add_argument("--key-space", type=int, default=10_000)
     parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kv.json")
+    parser.add_argument("--failover", action="store_true",
+                        help="instead of the load: SIGKILL the leader --kills times per target and time the first "
+                        "acknowledged write through a surviving member (bench/kv_failover.py)")
+    parser.add_argument("--kills", type=int, default=10)
     args = parser.parse_args()
     if args.clients < 1 or args.duration <= 0 or args.key_space < 1 or args.duration > 600:
         parser.error("--clients >= 1, 0 < --duration <= 600, --key-space >= 1")
@@ -218,42 +266,36 @@ def main() -> int:
     if args.endpoints and len(targets) > 1:
         parser.error("--endpoints needs one --target")
 
+    if args.failover:
+        from kv_failover import run_failover
+
+        return run_failover(targets, args.kills, args.out.with_name("kv_failover.json"))
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp:
-        for target in targets:
-            cluster = None
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp, contextlib.ExitStack() as stack:
+        started = {}
+        for target in targets:  # both up at once: each workload runs against etcd, then Ketch
             if args.endpoints:
-                endpoints, token = args.endpoints.split(","), args.token
+                started[target] = (args.endpoints.split(","), args.token)
             else:
                 cluster, endpoints, token = start_target(target, Path(tmp))
-            try:
-                preload(endpoints, token, args.key_space, args.val_size)
-                for workload, clients in plan:
-                    row = {
-                        "target": target,
-                        **measure(
-                            endpoints,
-                            token,
-                            workload,
-                            clients,
-                            args.procs,
-                            args.duration,
-                            args.warmup,
-                            args.key_space,
-                            args.val_size,
-                            args.total,
-                        ),
-                    }
-                    rows.append(row)
-                    print(
-                        f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms",
-                        flush=True,
-                    )
-            finally:
-                if cluster is not None:
-                    cluster.stop()
+                stack.callback(cluster.stop)
+                started[target] = (endpoints, token)
+            preload(*started[target], args.key_space, args.val_size)
+        for workload, clients in plan:
+            for target in targets:
+                endpoints, token = started[target]
+                before = hop_totals(endpoints) if target == "ketch" else {}
+                row = {"target": target, **measure(endpoints, token, workload, clients, args.procs, args.duration,
+                                                   args.warmup, args.key_space, args.val_size, args.total)}
+                if target == "ketch":
+                    row["hops_ms"] = hop_means(before, hop_totals(endpoints))
+                rows.append(row)
+                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms",
+                      flush=True)
     print()
     print_table(rows)
+    print_hops(rows)
     compared = ratios(rows)
     if compared:
         print(f"\n{'workload':8} {'clients':>7} {'ketch/etcd ops/s':>17} {'ketch/etcd p99':>15}")
@@ -268,6 +310,8 @@ def main() -> int:
                 "duration_s": args.duration,
                 "val_size": args.val_size,
                 "key_space": args.key_space,
+                "load_average_before": load_before,
+                "load_average_after": os.getloadavg(),
                 "results": rows,
                 "ratios": compared,
             },
@@ -275,6 +319,7 @@ def main() -> int:
         )
         + "\n"
     )
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"wrote {args.out}")
     return 0
 
