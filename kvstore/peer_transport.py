@@ -81,6 +81,7 @@ class PeerConnection:
         self._fileno: int | None = None
         self._state = CONNECTION_STATE.DISCONNECTED
         self._tcp_connecting = False  # an outgoing connect() has not completed yet
+        self.corked = False  # while set, frames gather in the outbox; uncork() sends them at once
         self._reset()
         if sock is not None:  # accepted: the hello goes out at once
             self._socket = sock
@@ -186,7 +187,13 @@ class PeerConnection:
         self._sent += 1
         self._outbox += _LENGTH.pack(TAG_BYTES + len(body)) + tag + body
         self._last_send = monotonic()
-        self._flush_outbox()
+        if not self.corked:
+            self._flush_outbox()
+
+    def uncork(self) -> None:
+        self.corked = False
+        if self._outbox:
+            self._flush_outbox()
 
     def _flush_outbox(self) -> None:
         while self._outbox and self._socket is not None:
@@ -370,12 +377,30 @@ class PeerTransport(TCPTransport):
             ours.setOnDisconnectedCallback(lambda: self._onDisconnected(ours))
             self._connections[node] = ours
 
+    def corked(self):
+        """Within it, every frame for one peer goes out in one send (one system call and one
+        wake-up of the peer per loop turn, not one per message)."""
+        return _Corked([c for c in self._connections.values() if isinstance(c, PeerConnection)])
+
     def _onTick(self) -> None:  # noqa: N802
         super()._onTick()
         now = monotonic()
         for conn in list(self._connections.values()) + list(self._unknownConnections):
             if isinstance(conn, PeerConnection):
                 conn.keep_alive(now)
+
+
+class _Corked:
+    def __init__(self, connections: list[PeerConnection]) -> None:
+        self._connections = connections
+
+    def __enter__(self) -> None:
+        for conn in self._connections:
+            conn.corked = True
+
+    def __exit__(self, *exc) -> None:
+        for conn in self._connections:
+            conn.uncork()
 
 
 class EpollPoller:

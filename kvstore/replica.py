@@ -178,7 +178,7 @@ class Replica(LinearizableReads, PreVote, SyncObj):
                          transportClass=functools.partial(PeerTransport, secret=peer_secret))
         self.journal: DurableJournal = self._SyncObj__raftLog
         self._stamp_appends()
-        transport = self._SyncObj__transport
+        self._transport = transport = self._SyncObj__transport
         self._unsynced_send = transport.send
         self._outbox: list[tuple[Any, dict]] = []
         transport.send = self._queue_send
@@ -342,14 +342,16 @@ class Replica(LinearizableReads, PreVote, SyncObj):
             return
         outbox, self._outbox = self._outbox, []
         rest = []
-        for node, message in outbox:
-            if message.get("type") == "append_entries":
+        with self._transport.corked():
+            for node, message in outbox:
+                if message.get("type") == "append_entries":
+                    self._unsynced_send(node, message)
+                else:
+                    rest.append((node, message))
+        self._sync_journal()  # the leader's own log too, in parallel with its followers' (above)
+        with self._transport.corked():
+            for node, message in rest:
                 self._unsynced_send(node, message)
-            else:
-                rest.append((node, message))
-        self._sync_journal()
-        for node, message in rest:
-            self._unsynced_send(node, message)
 
     def _sync_journal(self) -> None:
         self.journal.sync()
