@@ -47,11 +47,12 @@ def key_name(i: int) -> bytes:
 
 
 def run_client(endpoint: str, token: str | None, workload: str, key_space: int, value: bytes,
-               deadline: float, warmup_end: float, seed: int, quota: int = 0) -> tuple[list[float], int, int]:
-    """Run ops until `deadline`, or, with a quota, until this client has done `quota` of them."""
+               deadline: float, warmup_end: float, seed: int, quota: int = 0) -> tuple[list[float], dict, int]:
+    """Run ops until `deadline`, or, with a quota, until this client has done `quota` of them.
+    Returns the latencies, failed ops by kind ({"HTTP 503: ...": n}) and CAS conflicts."""
     rng = random.Random(seed)
     client = EtcdJSONClient(endpoint, token)
-    latencies, errors, conflicts = [], 0, 0
+    latencies, errors, conflicts = [], {}, 0
     while True:
         now = time.perf_counter()
         if (quota and len(latencies) >= quota) or (not quota and now >= deadline):
@@ -69,15 +70,16 @@ def run_client(endpoint: str, token: str | None, workload: str, key_space: int, 
                 revision = int(current["kvs"][0]["mod_revision"]) if "kvs" in current else 0
                 if not client.cas_put(key, value, revision).get("succeeded"):
                     conflicts += 1
-        except (GatewayError, OSError):
-            errors += 1
+        except (GatewayError, OSError) as err:
+            kind = f"{type(err).__name__}: {str(err)[:80]}"
+            errors[kind] = errors.get(kind, 0) + 1
             continue
         if quota or now >= warmup_end:
             latencies.append(time.perf_counter() - now)
     return latencies, errors, conflicts
 
 
-def run_process(job: dict) -> tuple[list[float], int, int]:
+def run_process(job: dict) -> tuple[list[float], dict, int]:
     results = [None] * len(job["clients"])
 
     def one(i: int, endpoint: str) -> None:
@@ -90,7 +92,15 @@ def run_process(job: dict) -> tuple[list[float], int, int]:
     for thread in threads:
         thread.join()
     latencies = [lat for r in results for lat in r[0]]
-    return latencies, sum(r[1] for r in results), sum(r[2] for r in results)
+    return latencies, _merge_counts(r[1] for r in results), sum(r[2] for r in results)
+
+
+def _merge_counts(counts) -> dict:
+    merged: dict = {}
+    for count in counts:
+        for kind, n in count.items():
+            merged[kind] = merged.get(kind, 0) + n
+    return merged
 
 
 def measure(endpoints: list[str], token: str | None, workload: str, clients: int, procs: int,
@@ -119,7 +129,8 @@ def measure(endpoints: list[str], token: str | None, workload: str, clients: int
     return {"workload": workload, "clients": clients, "ops": count, "ops_per_s": round(count / duration_s, 1),
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if count else float("nan"),
-            "errors": sum(p[1] for p in parts), "cas_conflicts": sum(p[2] for p in parts)}
+            "errors": sum(sum(p[1].values()) for p in parts), "error_kinds": _merge_counts(p[1] for p in parts),
+            "cas_conflicts": sum(p[2] for p in parts)}
 
 
 def preload(endpoints: list[str], token: str | None, key_space: int, val_size: int) -> None:
@@ -291,8 +302,8 @@ def main() -> int:
                 if target == "ketch":
                     row["hops_ms"] = hop_means(before, hop_totals(endpoints))
                 rows.append(row)
-                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms",
-                      flush=True)
+                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms"
+                      + (f", errors {row['error_kinds']}" if row["errors"] else ""), flush=True)
     print()
     print_table(rows)
     print_hops(rows)
