@@ -39,6 +39,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -108,6 +109,10 @@ class RaftTiming:
     tick_s: float = 0.05
 
 
+def _nothing_else_runnable() -> bool:
+    return trio.lowlevel.current_statistics().tasks_runnable == 0
+
+
 def _call_each(deliveries: list[tuple[Done, Any]]) -> None:
     for done, value in deliveries:
         done(value)
@@ -137,6 +142,8 @@ class Replica(LinearizableReads, PreVote, SyncObj):
         self._events_handled = 0  # by the last poll: their effects (a commit, a command) need a turn
         # Raft-thread state below: touched only by the Raft thread.
         self._deliveries: list[tuple[Done, Any]] = []
+        self._sync_inline: Callable[[], bool] = lambda: False  # Replica.run: when trio has nothing else to run
+        self._held: deque[tuple[int, list]] = deque()  # (log index, acknowledgements) waiting for the disk
         self._applied_revision: int | None = None
         self._apply_stamps: dict[str, float] = {}
         self.stamps = EntryStamps()
@@ -191,6 +198,7 @@ class Replica(LinearizableReads, PreVote, SyncObj):
 
         self._poller.poll = poll_after_flush
         self._notifier = PipeNotifier(self._poller)
+        self.journal.on_synced = self._notifier.notify  # wake the loop to send what waited for it
         self._thread: threading.Thread | None = None
         if raft_thread:
             self._thread = threading.Thread(target=self._run_thread, name="raft", daemon=True)
@@ -288,6 +296,7 @@ class Replica(LinearizableReads, PreVote, SyncObj):
         """Raft in the caller's trio thread: no thread hand-off between a request and the log.
         The loop waits on pysyncobj's epoll descriptor (peer sockets and the wake-up pipe)."""
         task_status.started()
+        self._sync_inline = _nothing_else_runnable
         ready = self._poller.fileno()
         while not self._stopping.is_set():
             self._turn(0)
@@ -322,13 +331,17 @@ class Replica(LinearizableReads, PreVote, SyncObj):
             self._notifier.notify()
 
     def _end_of_turn(self) -> None:
-        """Before the loop blocks: answer what is ready, then persist and send (etcd's Ready
-        loop). One sync covers every entry and acknowledgement of a loop turn.
+        """Before the loop waits: answer what is ready, then persist and send (etcd's Ready
+        loop): start one sync for every entry of the turn (on the journal's sync thread, so the
+        loop goes on serving clients meanwhile). A follower's answers to AppendEntries (which
+        acknowledge entries) leave, in order, only once the log is durable up to where it was
+        when they were queued; other messages do not depend on the log's durability (a vote
+        depends on the term and vote, saved synchronously) and leave at once, in order.
 
-        A leader's AppendEntries go out before the sync: the leader may write its own log in
-        parallel with replicating it (Raft dissertation §10.2.1), because it counts itself
-        toward a commit only after its own sync (`_onTick`), so the commit index it announces
-        is durable on a quorum either way. Acknowledgements, votes and all else wait for it."""
+        A leader's AppendEntries go out at once: the leader may write its own log in parallel
+        with replicating it (Raft dissertation §10.2.1), because it counts itself toward a
+        commit only up to its durable index (`_onTick`), so the commit index it announces is
+        durable on a quorum either way."""
         now = time.perf_counter()
         self.stamps.quorum(self.raftCommitIndex, now)
         self._release_reads()
@@ -338,29 +351,53 @@ class Replica(LinearizableReads, PreVote, SyncObj):
         if self._deliveries:
             deliveries, self._deliveries = self._deliveries, []
             self._deliver(deliveries)
-        if not self._outbox:
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            acks = []
+            with self._transport.corked():
+                for node, message in outbox:
+                    if message.get("type") == "next_node_idx":
+                        acks.append((node, message))
+                    else:
+                        self._unsynced_send(node, message)
+            if acks:
+                self._held.append((self.journal.last_index, acks))
+        if self._sync_inline():
+            self.journal.sync()  # nothing else is waiting to run: a thread hand-off would only add latency
+        else:
+            self.journal.begin_sync()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        durable = self.journal.durable_index
+        self.stamps.synced(durable, time.perf_counter())
+        if not self._held or self._held[0][0] > durable:
             return
-        outbox, self._outbox = self._outbox, []
-        rest = []
         with self._transport.corked():
-            for node, message in outbox:
-                if message.get("type") == "append_entries":
+            while self._held and self._held[0][0] <= durable:
+                for node, message in self._held.popleft()[1]:
                     self._unsynced_send(node, message)
-                else:
-                    rest.append((node, message))
-        self._sync_journal()  # the leader's own log too, in parallel with its followers' (above)
-        with self._transport.corked():
-            for node, message in rest:
-                self._unsynced_send(node, message)
 
     def _sync_journal(self) -> None:
         self.journal.sync()
-        self.stamps.synced(self.journal.durable_index, time.perf_counter())
+        self._release_held()
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's hook)
-        # The leader counts its own log toward a commit at the start of a tick: sync it first.
-        self._sync_journal()
+        # pysyncobj's leader counts its own log toward a commit here, whole. If a quorum of
+        # followers has acknowledged entries past what is durable on the leader, wait for its
+        # sync first (rare: its sync began when the entries were sent, theirs after receipt).
+        if self._isLeader() and self._followers_quorum_index() > self.journal.durable_index:
+            self._sync_journal()
         super()._onTick(timeToWait)
+
+    def _followers_quorum_index(self) -> int:
+        """The highest index that enough followers have for a majority with the leader."""
+        others = self.otherNodes
+        if not others:
+            return self.journal.last_index
+        match = self._SyncObj__raftMatchIndex
+        needed = (len(others) + 1) // 2  # followers needed beside the leader
+        return sorted((match.get(node, 0) for node in others), reverse=True)[needed - 1]
 
     def _after_tick(self) -> None:
         now = time.monotonic()
