@@ -45,21 +45,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import trio
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
-from kvstore import commands, snapshot
+from kvstore import snapshot
 from kvstore.codec import decode, encode
-from kvstore.errors import ErrorCode, KVError, unavailable
+from kvstore.errors import ErrorCode, KVError
 from kvstore.journal import DurableJournal, fsync_dir, write_durably
 from kvstore.peer_transport import EpollPoller, PeerTransport
 from kvstore.read_index import AppliedGate, FollowerRequests, LeaderRounds
 from kvstore.replica_elections import PreVote
 from kvstore.replica_reads import READ_TIMEOUT_S, LinearizableReads, ReadWaiter
-from kvstore.requests import MAX_REQUEST_BYTES
+from kvstore.replica_writes import BATCH_VERSION, MAX_BATCH_BYTES, Done, GroupCommit
 from kvstore.state_machine import StateMachine
 from kvstore.timeline import EntryStamps, quorum_index
 
@@ -69,12 +69,6 @@ PINNED_PYSYNCOBJ = "0.3.17"
 if PYSYNCOBJ_VERSION != PINNED_PYSYNCOBJ:  # the patches below know this version's internals
     raise ImportError(f"Ketch needs pysyncobj {PINNED_PYSYNCOBJ}, found {PYSYNCOBJ_VERSION}")
 
-BATCH_VERSION = 1
-MAX_BATCH_BYTES = 4 * MAX_REQUEST_BYTES
-LEASE_CHECK_S = 0.25
-_LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
-# FAIL_REASONs that prove the command was never appended; every other failure is ambiguous.
-_NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.REQUEST_DENIED, FAIL_REASON.MISSING_LEADER}
 
 
 def _create_journal(journalFile: str | None = None) -> DurableJournal:  # noqa: N803
@@ -88,7 +82,6 @@ def _create_journal(journalFile: str | None = None) -> DurableJournal:  # noqa: 
 _syncobj_module.createJournal = _create_journal
 _syncobj_module.createPoller = lambda pollerType: EpollPoller()  # noqa: N803
 
-Done = Callable[[Any], None]  # receives a result (a list of results for reads), or a KVError
 # Hands a loop turn's (done, value) pairs to whoever waits, in one call (one thread hand-off).
 Deliver = Callable[[list[tuple[Done, Any]]], None]
 
@@ -118,7 +111,7 @@ def _call_each(deliveries: list[tuple[Done, Any]]) -> None:
         done(value)
 
 
-class Replica(LinearizableReads, PreVote, SyncObj):
+class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
     def __init__(self, self_address: str, peers: list[str], data_dir: Path, peer_secret: str,
                  timing: RaftTiming = RaftTiming(),
                  on_applied: Callable[[int], None] | None = None,
@@ -483,58 +476,6 @@ class Replica(LinearizableReads, PreVote, SyncObj):
             soon = time.monotonic() + random.uniform(0, self.timing.election_min_s / 3)
             self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
 
-    # --- writes -------------------------------------------------------------------------------
-
-    def _propose_pending(self) -> None:
-        with self._pending_lock:
-            writes, self._pending_writes = self._pending_writes, []
-            reads, self._pending_reads = self._pending_reads, []
-            self._kicked = False
-        now = time.perf_counter()
-        start = 0
-        while start < len(writes):  # group commit: as few batches as MAX_BATCH_BYTES allows
-            end, size = start, 0
-            while end < len(writes) and (end == start or size + _size_hint(writes[end][0]) <= MAX_BATCH_BYTES):
-                size += _size_hint(writes[end][0])
-                end += 1
-            batch = writes[start:end]
-            for _, _, stamps in batch:
-                stamps["proposed"] = now
-            self._propose([command for command, _, _ in batch], [(done, stamps) for _, done, stamps in batch])
-            start = end
-        if reads or self._remote_reads:
-            self._start_reads(reads)
-
-    def _propose(self, commands: list[dict], waiters: list[tuple[Done, dict]]) -> None:
-        frame = encode([BATCH_VERSION, commands])
-
-        def on_result(results, error):
-            if error == FAIL_REASON.SUCCESS:
-                if len(results) != len(waiters):  # the batch itself was refused (one error for all)
-                    results = results[:1] * len(waiters)
-                for (done, stamps), result in zip(waiters, results, strict=True):
-                    stamps.update(self._apply_stamps)
-                    self._deliveries.append((done, result))
-            else:
-                failure = unavailable(f"raft: {_fail_name(error)}", error not in _NOT_APPLIED)
-                self._deliveries.extend((done, failure) for done, _ in waiters)
-
-        self.apply_batch(frame, callback=on_result)
-
-    def _on_state_changed(self, old_state: int, new_state: int) -> None:
-        if new_state == _LEADER:  # became leader: rebase lease deadlines on this member's clock
-            self._propose([commands.lease_promote(time.time(), self.timing.election_max_s)], [])
-
-    def _propose_lease_work(self) -> None:
-        now = time.time()
-        if now < self._lease_proposal_due or not self._isLeader():
-            return
-        self._lease_proposal_due = now + LEASE_CHECK_S
-        with self.state_lock:
-            due = self.machine.leases.expired(now)
-        if due:
-            self._propose([commands.lease_expire(now)], [])
-
     _handlers = {  # Ketch's own peer messages, beside pysyncobj's
         "read_index": LinearizableReads._on_read_index,
         "read_index_resp": LinearizableReads._on_read_index_resp,
@@ -571,14 +512,3 @@ class Replica(LinearizableReads, PreVote, SyncObj):
             self.machine = snapshot.load(doc["state"])
         # Node objects, not strings: pysyncobj compares them with its own selfNode.
         return tuple(last), tuple(before), [TCPNode(address) for address in nodes]
-
-
-def _size_hint(command: dict) -> int:
-    return len(command.get("value", b"")) + len(command.get("key", b"")) + 64
-
-
-def _fail_name(code: int) -> str:
-    for name in dir(FAIL_REASON):
-        if not name.startswith("_") and getattr(FAIL_REASON, name) == code:
-            return name
-    return str(code)

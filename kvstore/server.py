@@ -3,9 +3,10 @@
 Every connection must authenticate first with a cluster token (constant-time compare). After
 that, each request runs in its own task, up to MAX_IN_FLIGHT per connection; when that many are
 in flight the member stops reading from the connection (backpressure). Writes go through the
-replica's group commit, linearizable reads behind a committed barrier, serializable reads from
-local state. A frame that cannot be read (too long, not msgpack, not a map) gets an error
-frame with id 0 and ends that connection only.
+replica's group commit, linearizable reads through ReadIndex, serializable reads from local
+state. A request that provably did nothing (no leader yet) waits for a leader and runs again,
+within REQUEST_TIMEOUT_S. A frame that cannot be read (too long, not msgpack, not a map) gets
+an error frame with id 0 and ends that connection only.
 
 Time: operations that need the leader's time (lease grant, keepalive, time-to-live) are stamped
 with this member's wall clock here; a client cannot supply one. Across VMs that makes lease
