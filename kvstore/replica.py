@@ -91,15 +91,23 @@ class RaftTiming:
     """Timings for members on one switch (a lab), where a round trip is well under a
     millisecond; etcd's defaults (100 ms heartbeat, 1 s election) allow for WAN links."""
     heartbeat_s: float = 0.05
-    election_min_s: float = 0.3
-    election_max_s: float = 0.6
+    # Well above the pauses a member on a busy 2-core machine sees (a long GC, a fork for a
+    # snapshot): 0.3-0.6 s gave spurious elections under the benchmark's load. A killed
+    # leader is replaced sooner anyway (its connections close: `_SyncObj__onNodeDisconnected`).
+    election_min_s: float = 0.5
+    election_max_s: float = 1.0
     # A leader that hears from no quorum for this long steps down. pysyncobj's default (30 s)
     # leaves two members believing they lead for 30 s; reads are safe anyway (ReadIndex), but
     # a stuck leader would make every client wait.
-    leader_fallback_s: float = 1.0
+    leader_fallback_s: float = 1.5
     connection_timeout_s: float = 1.0  # a peer connection silent this long is closed
     reconnect_s: float = 0.2
     tick_s: float = 0.05
+
+
+# After the leader's connection closes, ask for votes within this long (random, so that two
+# followers seldom ask at once and split the vote).
+LEADER_LOST_ELECTION_JITTER_S = 0.1
 
 
 def _nothing_else_runnable() -> bool:
@@ -397,6 +405,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         leader = self._getLeader()
         if leader != self._known_leader:
             self._known_leader = leader
+            log.info("event=leader_changed leader=%s term=%s", leader, self.raftCurrentTerm)
             self._on_leader_change()
         leading = self._isLeader()
         if len(self._rounds) and (not leading or self.raftCurrentTerm != self._rounds_term):
@@ -473,7 +482,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             # The leader's connection closed (a killed process closes them all): ask for votes
             # soon instead of after a whole election timeout. Pre-vote keeps this harmless if
             # the leader is in fact alive: the members that still hear it say no.
-            soon = time.monotonic() + random.uniform(0, self.timing.election_min_s / 3)
+            soon = time.monotonic() + random.uniform(0, LEADER_LOST_ELECTION_JITTER_S)
             self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
 
     _handlers = {  # Ketch's own peer messages, beside pysyncobj's

@@ -273,7 +273,7 @@ class KVServer:
         while True:
             reply = Reply()
             submit(request, reply, stamps)
-            result = await reply.wait(deadline - trio.current_time())
+            result = await reply.wait(max(0.0, deadline - trio.current_time()))
             if result is None:
                 raise unavailable(*timed_out)
             if not (isinstance(result, KVError) and result.code == ErrorCode.UNAVAILABLE
@@ -282,7 +282,7 @@ class KVServer:
                 for hop, seconds in hop_durations(hops, stamps):
                     self._hop_children[histogram, hop].observe(seconds)
                 return result
-            await self.feed.wait_leader_change(min(RETRY_WAIT_S, deadline - trio.current_time()))
+            await self.feed.wait_leader_change(max(0.0, min(RETRY_WAIT_S, deadline - trio.current_time())))
 
     async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
         """Push {"created", "revision"}, then {"revision", "events"} whenever events for the
