@@ -5,7 +5,17 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test up bench-apply clean
+# What runs containers, pod networks and the proxy (installed by `make up`/`make test` as root).
+SYSTEM_PACKAGES := python3-venv iproute2 nftables iptables conntrack runc busybox-static etcd-server etcd-client
+
+.PHONY: test up system bench-apply clean
+
+system:
+	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(SYSTEM_PACKAGES) >/dev/null; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +26,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# A local control plane on loopback (kv, API server, controllers, scheduler, hollow nodes; data under .ketch) until Ctrl-C.
-up: $(STAMP)
-	$(BIN)/ketch up --dir .ketch
+# A lab cluster (3 control planes, 2 workers; network namespaces as root, loopback otherwise) with
+# a short demo; it stays up: `ketch down --dir .ketch` (or .venv/bin/ketch down) stops it.
+up: system $(STAMP)
+	$(BIN)/ketch up --dir .ketch --demo --detach
 
 bench-apply: $(STAMP)
 	$(BIN)/python bench/kv_apply.py

@@ -162,6 +162,10 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._stopping = threading.Event()
         conf = SyncObjConf(
             password=None,  # pysyncobj's Fernet: our transport authenticates frames instead
+            # bind the peer port to this member's own address: pysyncobj's default is 0.0.0.0, which
+            # collides between members on one machine and would expose a loopback-only (unencrypted)
+            # member's pickled frames on every interface
+            bindAddress=self_address,
             journalFile=str(data_dir / "raft.journal"),
             fullDumpFile=str(data_dir / "raft.snapshot"),
             serializer=self._write_snapshot,

@@ -7,15 +7,20 @@ import argparse
 import sys
 
 from kvstore import cli as kv_cli
+from netproxy import cli as proxy_cli
+from netproxy.dns import cli as dns_cli
 from orchestrator import __version__
 from orchestrator.apiserver import cli as apiserver_cli
+from orchestrator.cloud import cli as cloud_cli
 from orchestrator.controllers import cli as controllers_cli
 from orchestrator.hollow import cli as hollow_cli
+from orchestrator.kubelet import cli as kubelet_cli
 from orchestrator.lab import cli as lab_cli
 from orchestrator.pki import cli as pki_cli
 from orchestrator.scheduler import cli as scheduler_cli
 
-PACKAGES = (kv_cli, lab_cli, pki_cli, apiserver_cli, scheduler_cli, controllers_cli, hollow_cli)
+PACKAGES = (kv_cli, lab_cli, pki_cli, apiserver_cli, scheduler_cli, controllers_cli, cloud_cli, hollow_cli,
+            kubelet_cli, proxy_cli, dns_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

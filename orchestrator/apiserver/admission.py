@@ -4,7 +4,8 @@ Defaults are the ones `kubectl describe` and the controllers read (Kubernetes' o
 pods get restartPolicy, terminationGracePeriodSeconds, dnsPolicy, schedulerName and each
 container's imagePullPolicy; Deployments get replicas, strategy (RollingUpdate 25%/25%),
 revisionHistoryLimit and progressDeadlineSeconds; Services get type and sessionAffinity, and
-each port a protocol and targetPort.
+each port a protocol and targetPort. The kinds added later (Secrets, DaemonSets, StatefulSets,
+Jobs, CronJobs, autoscalers, budgets, volumes) have theirs in kinds.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 from orchestrator.api.resources import Resource
+from orchestrator.apiserver import kinds
 from orchestrator.apiserver.errors import invalid
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -54,8 +56,8 @@ def apply_defaults(resource: Resource, obj: dict) -> None:
         obj.setdefault("status", {}).setdefault("phase", "Pending")
     elif kind in ("Deployment", "ReplicaSet") and spec is not None:
         spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        if kind == "Deployment":
+        if kind == "Deployment":  # a ReplicaSet has no revisionHistoryLimit (k8s.io/api apps/v1)
+            spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
             strategy = spec.setdefault("strategy", {})
             strategy.setdefault("type", "RollingUpdate")
@@ -78,6 +80,8 @@ def apply_defaults(resource: Resource, obj: dict) -> None:
     elif kind == "Namespace":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
+    elif kind in kinds.DEFAULTS:
+        kinds.DEFAULTS[kind](obj)
 
 
 Causes = list[tuple[str, str, str]]
@@ -170,6 +174,10 @@ def _validate_workload(obj: dict, causes: Causes) -> None:
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
         _bad(causes, "spec.replicas", replicas, "must be greater than or equal to 0")
+    _validate_selector_and_template(spec, causes)
+
+
+def _validate_selector_and_template(spec: dict, causes: Causes) -> None:
     selector = spec.get("selector")
     template = spec.get("template")
     if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
@@ -219,5 +227,15 @@ def validate(resource: Resource, obj: dict) -> None:
         data = obj.get("data")
         if data is not None and (not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())):
             _bad(causes, "data", data, "must be a map of strings to strings")
+    elif kind in kinds.VALIDATORS:
+        kinds.VALIDATORS[kind](obj, causes)
     if causes:
         raise invalid(resource, (obj.get("metadata") or {}).get("name") or "", causes)
+
+
+def validate_update(resource: Resource, current: dict, new: dict) -> None:
+    """validate(), and what an update of `current` may not change."""
+    validate(resource, new)
+    causes = kinds.validate_update(resource.kind, current, new)
+    if causes:
+        raise invalid(resource, (new.get("metadata") or {}).get("name") or "", causes)

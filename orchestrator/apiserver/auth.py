@@ -6,7 +6,7 @@ A user's role comes from its groups:
 | group | role | may |
 |---|---|---|
 | system:masters | admin | everything |
-| ketch:viewers | viewer | get, list, watch everything |
+| ketch:viewers | viewer | get, list, watch everything but Secrets (Kubernetes' `view` role) |
 | ketch:schedulers | scheduler | read everything; bind pods; write pod status, events, its Lease |
 | ketch:controllers | controller | read and write everything except Nodes' creation and deletion |
 | ketch:proxies | proxy | read services, endpoints, endpointslices, nodes, pods; write events |
@@ -31,7 +31,8 @@ ROLE_OF_GROUP = {
     "ketch:controllers": "controller",
     "ketch:proxies": "proxy",
 }
-NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "nodes", "namespaces", "leases"}
+NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "secrets", "nodes", "namespaces",
+              "leases"}
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ def needs_pod_node(user: User, request: Request) -> bool:
 def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
     if role == "admin":
         return True
-    if r.verb in READ and role in ("viewer", "scheduler", "controller"):
+    if r.verb in READ and role in ("scheduler", "controller"):
         return True
+    if role == "viewer":
+        return r.verb in READ and r.resource != "secrets"
     if role == "controller":
         return not (r.resource == "nodes" and r.subresource is None and r.verb in ("create", "delete"))
     if role == "scheduler":

@@ -29,6 +29,11 @@ def add_parser(subparsers) -> None:
                      help="requests served at once (watches excluded); more get 429 with Retry-After")
     api.add_argument("--watch-bookmark-seconds", type=float, default=10.0,
                      help="a quiet watch that allows bookmarks gets one this often")
+    api.add_argument("--kubelet-client-certificate", help="client certificate towards the kubelets (default: "
+                     "apiserver-kubelet-client.crt beside --tls-cert, if there)")
+    api.add_argument("--kubelet-client-key")
+    api.add_argument("--kubelet-certificate-authority", help="CA of the kubelets' serving certificates (default: "
+                     "ca.crt beside --tls-cert, if there; none: not verified)")
     api.set_defaults(func=run_apiserver)
 
 
@@ -48,7 +53,13 @@ def _settings(args):
         raise Config("--node-port-range must be LOW-HIGH within 1-65535")
     if args.max_requests_inflight < 1 or args.watch_bookmark_seconds <= 0:
         raise Config("--max-requests-inflight must be at least 1 and --watch-bookmark-seconds above 0")
-    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds)
+    from orchestrator.apiserver.kubelet_client import KubeletClient
+    try:
+        kubelet = KubeletClient.beside(args.tls_cert, args.kubelet_client_certificate, args.kubelet_client_key,
+                                       args.kubelet_certificate_authority)
+    except (OSError, ValueError) as err:
+        raise Config(f"--kubelet-client-certificate/-key or --kubelet-certificate-authority: {err}") from None
+    return Settings(network, ports, args.max_requests_inflight, args.watch_bookmark_seconds, kubelet)
 
 
 def run_apiserver(args) -> int:

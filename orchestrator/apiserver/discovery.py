@@ -1,18 +1,17 @@
-"""Discovery documents and the minimal OpenAPI v3, all derived from the resource table (pure).
+"""Discovery documents and /version, derived from the resource table (pure).
 
-- `/version`: Kubernetes v1.32 (the kubectl dispatcher picks its client by this minor version).
-- `/api`, `/apis`: aggregated discovery v2 when the client asks for it (its exact content type,
-  shared/reference/k8s-api.md §0.2), legacy APIVersions / APIGroupList otherwise.
+- `/version`: Kubernetes v1.32, or for a kubectl 1.27 to 1.33 (by its User-Agent) its own minor:
+  every bundled kubectl then works without a version-skew warning, and the machines' kubectl
+  dispatcher (which asks with its own User-Agent) still picks its 1.32 client.
+- `/api`, `/apis`: aggregated discovery in the version the Accept header asks for first
+  (`apidiscovery.k8s.io` v2 for kubectl 1.30+, v2beta1 for 1.27 to 1.29; the documents are the
+  same), else the legacy APIVersions / APIGroupList; 406 if the client accepts neither.
 - `/api/v1`, `/apis/<group>/<version>`: legacy APIResourceList.
-- `/openapi/v3` and `/openapi/v3/<gv>`: one PATCH operation per kind, tagged with its GVK and the
-  fieldValidation parameter, and no schemas: enough for kubectl's default validation check,
-  which then leaves validation to the server.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import re
 
 from orchestrator.api.resources import (
     Resource,
@@ -21,14 +20,38 @@ from orchestrator.api.resources import (
     subresource_info,
 )
 
-AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+AGGREGATED_CONTENT_TYPE = AGGREGATED.format(version="v2")
+AGGREGATED_VERSIONS = ("v2", "v2beta1")
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-ketch", "gitCommit": "ketch",
            "gitTreeState": "clean", "buildDate": "2026-11-23T00:00:00Z", "goVersion": "python",
            "compiler": "gc", "platform": "linux/amd64"}
+KUBECTL_AGENT = re.compile(r"^kubectl(?:\.1\.\d+)?/v1\.(\d+)\.")
+SERVED_MINORS = range(27, 34)
 
 
-def wants_aggregated(accept: str) -> bool:
-    return "as=APIGroupDiscoveryList" in accept and "v=v2" in accept
+def version_for(user_agent: str | None) -> dict:
+    """The /version answer for a client: kubectl 1.27 to 1.33 sees its own minor (see above)."""
+    match = KUBECTL_AGENT.match(user_agent or "")
+    minor = int(match.group(1)) if match else None
+    if minor is None or minor not in SERVED_MINORS or minor == 32:
+        return VERSION
+    return {**VERSION, "minor": str(minor), "gitVersion": f"v1.{minor}.0-ketch"}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """"v2" or "v2beta1" (aggregated), "legacy", or None (nothing the client accepts), by the
+    order of the client's Accept header (Kubernetes' content negotiation)."""
+    for part in (accept or "*/*").split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        if values.get("as") == "APIGroupDiscoveryList" and values.get("g") == "apidiscovery.k8s.io":
+            if values.get("v") in AGGREGATED_VERSIONS and media in ("application/json", "*/*"):
+                return values["v"]
+            continue
+        if media in ("application/json", "*/*", "application/*") and "as" not in values:
+            return "legacy"
+    return None
 
 
 def _gv(group: str, version: str) -> str:
@@ -53,7 +76,7 @@ def _aggregated_resource(r: Resource) -> dict:
     return out
 
 
-def aggregated(core: bool) -> dict:
+def aggregated(core: bool, version: str = "v2") -> dict:
     items = []
     for group, versions in groups().items():
         if (group == "") != core:
@@ -62,7 +85,8 @@ def aggregated(core: bool) -> dict:
                       "versions": [{"version": v, "freshness": "Current",
                                     "resources": [_aggregated_resource(r) for r in in_group_version(group, v)]}
                                    for v in versions]})
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+            "items": items}
 
 
 def legacy_api() -> dict:
@@ -101,33 +125,3 @@ def resource_list(group: str, version: str) -> dict | None:
                 sub.update(group=info.group, version=info.version)
             entries.append(sub)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": _gv(group, version), "resources": entries}
-
-
-def openapi_document(group: str, version: str) -> dict | None:
-    members = [r for r in in_group_version(group, version) if r.stored]
-    if not members:
-        return None
-    paths = {}
-    for r in members:
-        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        scope = "/namespaces/{namespace}" if r.namespaced else ""
-        paths[f"{prefix}{scope}/{r.plural}/{{name}}"] = {"patch": {
-            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
-            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
-            "requestBody": {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "OK"}}}}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-            "components": {"schemas": {}}, "paths": paths}
-
-
-def openapi_index() -> dict:
-    paths = {}
-    for group, versions in groups().items():
-        for version in versions:
-            document = openapi_document(group, version)
-            if document is None:
-                continue
-            digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16].upper()
-            key = f"apis/{group}/{version}" if group else f"api/{version}"
-            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
-    return {"paths": paths}

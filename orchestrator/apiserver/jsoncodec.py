@@ -22,3 +22,13 @@ def dumps(value: Any) -> bytes:
 def loads(data: bytes | str) -> Any:
     """Raises ValueError (orjson.JSONDecodeError is one) on malformed input."""
     return orjson.loads(data)
+
+
+def copy(value: Any) -> Any:
+    """A deep copy of a JSON value, through orjson (several times copy.deepcopy's speed on the
+    objects every write copies); anything orjson cannot carry exactly is deep-copied instead."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, orjson.JSONDecodeError):
+        import copy as copying
+        return copying.deepcopy(value)

@@ -10,16 +10,34 @@ import uuid
 
 from orchestrator.api import timestamps
 from orchestrator.api.resources import Resource
-from orchestrator.apiserver import errors
+from orchestrator.apiserver import errors, jsoncodec, views
 
 STATUS_RESET_ON_CREATE = {"Pod": {"phase": "Pending"}, "Deployment": {}, "ReplicaSet": {},
-                          "Service": {"loadBalancer": {}}}
+                          "Service": {"loadBalancer": {}}, "DaemonSet": {"currentNumberScheduled": 0,
+                          "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0},
+                          "StatefulSet": {"replicas": 0, "availableReplicas": 0}, "Job": {}, "CronJob": {},
+                          "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
+                          "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                                  "expectedPods": 0},
+                          "PersistentVolumeClaim": {"phase": "Pending"}, "PersistentVolume": {"phase": "Pending"}}
 GENERATED_SUFFIX = string.ascii_lowercase + string.digits
 
 
 def with_type(resource: Resource, obj: dict) -> dict:
+    """The object as `resource` serves it: its kind and apiVersion, in its group's shape."""
+    view = views.VIEWS.get((resource.group, resource.version, resource.kind))
+    return _typed(resource, view[0](obj) if view is not None else obj)
+
+
+def _typed(resource: Resource, obj: dict) -> dict:
     return {"kind": resource.kind, "apiVersion": resource.api_version, **{k: v for k, v in obj.items()
                                                                          if k not in ("kind", "apiVersion")}}
+
+
+def stored_form(resource: Resource, obj: dict) -> dict:
+    """The inverse of with_type's view: what a body sent to `resource` is, in its storage's shape."""
+    view = views.VIEWS.get((resource.group, resource.version, resource.kind))
+    return view[1](obj) if view is not None else obj
 
 
 def check_type(resource: Resource, obj: dict) -> None:
@@ -32,7 +50,7 @@ def check_type(resource: Resource, obj: dict) -> None:
 
 
 def prepare_create(resource: Resource, obj: dict, namespace: str | None) -> dict:
-    obj = with_type(resource, copy.deepcopy(obj))
+    obj = _typed(resource, jsoncodec.copy(obj))
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
         raise errors.bad_request("metadata must be an object")
@@ -62,9 +80,9 @@ def _spec_part(obj: dict) -> dict:
 
 def prepare_update(resource: Resource, current: dict, new: dict, subresource: str | None) -> dict:
     """The object to store for an update of `current` to `new` (main resource or status)."""
-    new = with_type(resource, copy.deepcopy(new))
+    new = _typed(resource, jsoncodec.copy(new))
     if subresource == "status":
-        merged = copy.deepcopy(current)
+        merged = jsoncodec.copy(current)
         merged["status"] = new.get("status", {})
         return merged
     meta = new.setdefault("metadata", {})
@@ -104,7 +122,7 @@ def apply_scale(obj: dict, scale: dict) -> dict:
     if not isinstance(replicas, int) or replicas < 0:
         raise errors.APIError(422, "Invalid", f'Scale "{obj["metadata"]["name"]}" is invalid: spec.replicas: '
                               f"Invalid value: {replicas!r}: must be greater than or equal to 0")
-    updated = copy.deepcopy(obj)
+    updated = jsoncodec.copy(obj)
     updated.setdefault("spec", {})["replicas"] = replicas
     return updated
 
@@ -123,7 +141,7 @@ def bind(pod: dict, binding: dict, resource: Resource) -> dict:
                               f"\"{pod['spec']['nodeName']}\"")
     if pod["metadata"].get("deletionTimestamp"):
         raise errors.conflict(resource, name, "the pod is being deleted")
-    bound = copy.deepcopy(pod)
+    bound = jsoncodec.copy(pod)
     bound.setdefault("spec", {})["nodeName"] = node
     conditions = [c for c in bound.setdefault("status", {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
     conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
@@ -142,7 +160,7 @@ def pending_finalizers(obj: dict) -> list[str]:
 
 
 def mark_deleting(obj: dict, grace_s: int, extra_finalizer: str | None = None) -> dict:
-    marked = copy.deepcopy(obj)
+    marked = jsoncodec.copy(obj)
     if marked.get("kind") == "Namespace":
         marked.setdefault("status", {})["phase"] = "Terminating"
     meta = marked["metadata"]

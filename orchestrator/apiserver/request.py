@@ -1,5 +1,6 @@
-"""One HTTP request to the API server: its parts, its body (bounded, JSON, YAML or the one
-protobuf message kubectl insists on) and the ways to answer it, including chunked streams."""
+"""One HTTP request to the API server: its parts, its body (bounded; decoded by bodies.py) and the
+ways to answer it, including chunked streams. Warnings gathered while serving it go out as
+`Warning: 299 - "text"` headers, which kubectl prints."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import yaml
-
 from orchestrator.api.resources import Resource
-from orchestrator.apiserver import auth, errors, jsoncodec, protobuf
+from orchestrator.api.types import Message
+from orchestrator.apiserver import auth, bodies, errors, jsoncodec
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON = "application/json"
 
 
+MAX_WARNINGS = 50
+
+
 def encode_line(payload: dict) -> bytes:
     return jsoncodec.dumps(payload) + b"\n"
 
+
+def warning_header(text: str) -> str:
+    """RFC 7234 warn-code 299 with a quoted text, as Kubernetes sends it. Control characters (a
+    field name may hold any) become "?", so a header never breaks."""
+    text = "".join("?" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Request:
@@ -32,6 +41,13 @@ class Request:
         self.headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.status = 0
         self.user: auth.User | None = None
+        self.warnings: list[str] = []
+
+    def warn(self, texts: list[str]) -> None:
+        """Add warnings for the answer (the first MAX_WARNINGS; Kubernetes also truncates)."""
+        for text in texts:
+            if text not in self.warnings and len(self.warnings) < MAX_WARNINGS:
+                self.warnings.append(text)
 
     @property
     def wants_table(self) -> bool:
@@ -62,27 +78,20 @@ class Request:
             raise errors.too_large(MAX_BODY_BYTES)
         return bytes(body)
 
-    async def body_object(self, allow_empty: bool = False) -> dict:
+    async def body_object(self, allow_empty: bool = False, msg: Message | None = None,
+                          directive: str = "Ignore") -> dict:
+        """The body as a JSON object (JSON, YAML or protobuf), field-validated against `msg` if given."""
         raw = await self.body_bytes()
-        if not raw.strip():
-            if allow_empty:
-                return {}
-            raise errors.bad_request("the request has no body")
-        content_type = self.headers.get("content-type", JSON)
-        if "protobuf" in content_type:
-            return protobuf.decode_access_review(raw)
-        try:
-            parsed = yaml.safe_load(raw) if "yaml" in content_type else jsoncodec.loads(raw)
-        except (ValueError, yaml.YAMLError) as err:
-            what = "YAML" if "yaml" in content_type else "JSON"
-            raise errors.bad_request(f"the request body is not valid {what}: {str(err).splitlines()[0]}") from None
-        if not isinstance(parsed, dict):
-            raise errors.bad_request("the request body must be an object")
-        return parsed
+        if not raw.strip() and allow_empty:
+            return {}
+        decoded = bodies.decode_object(raw, self.headers.get("content-type", JSON), msg, directive)
+        self.warn(decoded.warnings)
+        return decoded.obj
 
     async def reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.status = status
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        extra += [(b"warning", warning_header(text).encode()) for text in self.warnings]
         await self.send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]})
         await self.send({"type": "http.response.body", "body": body})

@@ -4,26 +4,30 @@
         --tls-cert apiserver.crt --tls-key apiserver.key --token-file tokens.csv
 
 This module authenticates, routes a path to a resource and verb, authorizes, and hands the request
-to the verbs (handlers.py) or to a watch stream (watch.py). Every error is a `Status`. Requests
+to the reads (handlers.py), the writes (writes.py) or a watch stream (watch.py); it answers
+discovery (discovery.py) and OpenAPI (openapi.py) itself. Every error is a `Status`. Requests
 other than watches are limited to --max-requests-inflight at once (429 with Retry-After beyond
 that) and bodies to request.MAX_BODY_BYTES (413).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator.api.resources import BY_PATH
-from orchestrator.apiserver import admission, auth, discovery, errors, objects
+from orchestrator.api.resources import BY_PATH, RESOURCES
+from orchestrator.apiserver import admission, auth, discovery, errors, jsoncodec, objects, openapi, openapi_proto
 from orchestrator.apiserver.allocation import Allocator
-from orchestrator.apiserver.handlers import Verbs
-from orchestrator.apiserver.request import Request, Route
+from orchestrator.apiserver.handlers import Verbs, matcher
+from orchestrator.apiserver.kubelet_client import KubeletClient
+from orchestrator.apiserver.request import JSON, Request, Route
 from orchestrator.apiserver.storage import Store
 from orchestrator.apiserver.watch import serve_watch
+from orchestrator.apiserver.writes import Writes
 from orchestrator.metrics import Counter, Registry, answer_lifespan
 
 log = logging.getLogger("ketch.apiserver")
@@ -37,6 +41,7 @@ class Settings:
     node_ports: tuple[int, int] = (30000, 32767)
     max_in_flight: int = 400
     bookmark_interval_s: float = 10.0
+    kubelet: KubeletClient = field(default_factory=KubeletClient)
 
 
 @dataclass
@@ -48,7 +53,8 @@ class APIServer:
 
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.store, self.settings.service_cidr, self.settings.node_ports)
-        self.verbs = Verbs(self.store, self.allocator)
+        self.verbs = Verbs(self.store, self.allocator, self.settings.kubelet)
+        self.writes = Writes(self.store, self.allocator)
         self.metrics = Registry()
         self.requests_total = Counter("ketch_apiserver_requests_total", "Requests answered, by HTTP status.",
                                       ["code"], registry=self.metrics)
@@ -90,12 +96,12 @@ class APIServer:
             raise errors.unauthorized()
         request.user = user
         if path == "/version":
-            return await request.json(200, discovery.VERSION)
+            return await request.json(200, discovery.version_for(request.headers.get("user-agent")))
         if path == "/metrics":
             return await request.reply(200, self.metrics.text().encode(), CONTENT_TYPE_LATEST)
         if path in ("/api", "/apis"):
             return await self.discovery_root(request, path)
-        if path.startswith("/openapi/"):
+        if path.startswith("/openapi/") or path == "/swagger-2.0.0.pb-v1":
             return await self.openapi(request, path)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
@@ -109,8 +115,17 @@ class APIServer:
             if listing is None:
                 raise errors.no_such_path(path)
             return await request.json(200, listing)
+        if group == "metrics.k8s.io":
+            return await self.resource_metrics(request, version, rest, path)
         route = self.route(group, version, rest, path)
         return await self.serve_resource(request, route)
+
+    async def resource_metrics(self, request: Request, version: str, rest: list[str], path: str) -> None:
+        """metrics.k8s.io (kubectl top), read from the kubelets: metrics_api.py."""
+        from orchestrator.apiserver import metrics_api
+        route = self.route("metrics.k8s.io", version, rest, path)
+        await self.authorize(request, route, "get" if route.name else "list")
+        await metrics_api.serve(request, self.store, self.settings.kubelet, rest)
 
     def route(self, group: str, version: str, rest: list[str], path: str) -> Route:
         if rest[0] == "namespaces" and len(rest) >= 3:
@@ -125,20 +140,26 @@ class APIServer:
     # --- discovery ------------------------------------------------------------------------------
 
     async def discovery_root(self, request: Request, path: str) -> None:
-        if discovery.wants_aggregated(request.headers.get("accept", "")):
-            await request.json(200, discovery.aggregated(core=path == "/api"), discovery.AGGREGATED_CONTENT_TYPE)
-        else:
-            await request.json(200, discovery.legacy_api() if path == "/api" else discovery.legacy_groups())
+        form = discovery.negotiate(request.headers.get("accept"))
+        if form is None:
+            raise errors.APIError(406, "NotAcceptable", "only the following media types are accepted: "
+                                  "application/json, " + ", ".join(discovery.AGGREGATED.format(version=v)
+                                                                   for v in discovery.AGGREGATED_VERSIONS))
+        if form == "legacy":
+            return await request.json(200, discovery.legacy_api() if path == "/api" else discovery.legacy_groups())
+        await request.json(200, discovery.aggregated(core=path == "/api", version=form),
+                           discovery.AGGREGATED.format(version=form))
 
     async def openapi(self, request: Request, path: str) -> None:
+        """/openapi/v2 (protobuf when asked for, as kubectl 1.27 and 1.28 do; else JSON) and
+        /openapi/v3 (the index, then one document per group-version)."""
+        if path in ("/openapi/v2", "/swagger-2.0.0.pb-v1"):
+            if "protobuf" in request.headers.get("accept", "") or path == "/swagger-2.0.0.pb-v1":
+                return await request.reply(200, _openapi_v2_protobuf(), openapi_proto.CONTENT_TYPE)
+            return await request.reply(200, _openapi_v2_json(), JSON)
         if path == "/openapi/v3":
-            return await request.json(200, discovery.openapi_index())
-        rest = path[len("/openapi/v3/"):].split("/") if path.startswith("/openapi/v3/") else []
-        document = None
-        if rest[:1] == ["api"] and len(rest) == 2:
-            document = discovery.openapi_document("", rest[1])
-        elif rest[:1] == ["apis"] and len(rest) == 3:
-            document = discovery.openapi_document(rest[1], rest[2])
+            return await request.json(200, _openapi_v3()[0])
+        document = _openapi_v3()[1].get(path[len("/openapi/v3/"):]) if path.startswith("/openapi/v3/") else None
         if document is None:
             raise errors.no_such_path(path)
         await request.json(200, document)
@@ -167,15 +188,24 @@ class APIServer:
             if not name:
                 raise errors.bad_request("a binding needs metadata.name (the pod's name)")
             return await verbs.bind(request, Route(BY_PATH[("", "v1", "pods")], route.namespace, name, "binding"), body)
+        if route.subresource == "status" and verb not in ("get", "update", "patch"):
+            raise errors.method_not_allowed()
+        if route.subresource == "eviction":
+            if verb != "create":
+                raise errors.method_not_allowed()
+            budgets, _, _ = await self.store.list(BY_PATH[("policy", "v1", "poddisruptionbudgets")], route.namespace,
+                                                  resource_version="0")
+            return await self.writes.evict(request, route, budgets)
         if route.subresource in ("binding", "log", "scale"):
-            serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": verbs.scale}[route.subresource]
+            serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": self.writes.scale}[route.subresource]
             return await serve(request, route)
         if verb == "watch":
             return await serve_watch(self.store, self.settings.bookmark_interval_s, request, route)
-        if verb == "create" and route.name:
-            raise errors.method_not_allowed()
-        serve = {"get": verbs.get, "list": verbs.list, "create": verbs.create, "update": verbs.update,
-                 "patch": verbs.patch, "delete": verbs.delete, "deletecollection": verbs.delete_collection}[verb]
+        if verb == "deletecollection":
+            return await self.writes.delete_collection(request, route, matcher(request, route))
+        writes = self.writes
+        serve = {"get": verbs.get, "list": verbs.list, "create": writes.create, "update": writes.update,
+                 "patch": writes.patch, "delete": writes.delete}[verb]
         return await serve(request, route)
 
     async def authorize(self, request: Request, route: Route, verb: str) -> None:
@@ -212,3 +242,19 @@ class APIServer:
             except errors.APIError as err:
                 if err.reason != "AlreadyExists":
                     raise
+
+
+@functools.lru_cache(maxsize=1)
+def _openapi_v2_json() -> bytes:
+    return jsoncodec.dumps(openapi.v2_document(RESOURCES))
+
+
+@functools.lru_cache(maxsize=1)
+def _openapi_v2_protobuf() -> bytes:
+    return openapi_proto.document(openapi.v2_document(RESOURCES))
+
+
+@functools.lru_cache(maxsize=1)
+def _openapi_v3() -> tuple[dict, dict[str, dict]]:
+    documents = openapi.v3_documents(RESOURCES)
+    return openapi.v3_index(documents), documents

@@ -28,7 +28,7 @@ import trio
 from kvstore import commands as c
 from kvstore.client import KVClient
 from kvstore.errors import ErrorCode, KVError
-from orchestrator.api.resources import STORED, Resource
+from orchestrator.api.resources import OWNS_STORAGE, Resource
 from orchestrator.apiserver import errors, jsoncodec
 
 log = logging.getLogger("ketch.apiserver.storage")
@@ -175,10 +175,11 @@ DELETE = object()  # what a guaranteed_write decision returns to delete the obje
 class Store:
     def __init__(self, kv: KVClient) -> None:
         self.kv = kv
-        self.caches = {r.plural + "." + r.group: WatchCache(r) for r in STORED}
+        self.caches = {r.storage: WatchCache(r) for r in OWNS_STORAGE}
 
     def cache(self, resource: Resource) -> WatchCache:
-        return self.caches[resource.plural + "." + resource.group]
+        """The watch cache of the resource's storage (shared by a resource that is another's view)."""
+        return self.caches[resource.storage]
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

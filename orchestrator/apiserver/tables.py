@@ -166,14 +166,16 @@ def _endpoints_row(obj: dict) -> list[Any]:
 
 
 def _event_row(obj: dict) -> list[Any]:
-    involved = obj.get("involvedObject") or {}
-    seen = obj.get("lastTimestamp") or obj.get("eventTime") or _meta(obj).get("creationTimestamp")
+    """core/v1 and events.k8s.io/v1 Events alike (the latter names the fields differently)."""
+    involved = obj.get("involvedObject") or obj.get("regarding") or {}
+    seen = obj.get("lastTimestamp") or obj.get("deprecatedLastTimestamp") or obj.get("eventTime") \
+        or _meta(obj).get("creationTimestamp")
     return [
         human_age(seen[:19] + "Z" if seen and len(seen) > 20 else seen),
         obj.get("type", ""),
         obj.get("reason", ""),
         f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
-        obj.get("message", ""),
+        obj.get("message", obj.get("note", "")),
     ]
 
 
@@ -271,7 +273,9 @@ def _partial(obj: dict) -> dict:
 
 
 def table(kind: str, objects: list[dict], resource_version: str, include_object: bool = True) -> dict:
-    columns, row = PRINTERS.get(kind, DEFAULT_PRINTER)
+    from orchestrator.apiserver.printers import PRINTERS as MORE  # printers.py builds on the helpers above
+
+    columns, row = PRINTERS.get(kind) or MORE.get(kind) or DEFAULT_PRINTER
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

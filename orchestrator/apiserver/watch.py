@@ -55,13 +55,15 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
         with trio.CancelScope(shield=True):
             await request.end_stream()
 
+
 def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
-    """The event's line, encoded once for all the watchers that want the same form."""
-    form = "table" if request.wants_table else "json"
+    """The event's line, encoded once for all the watchers that want the same form (of the same
+    resource: views of one storage, such as events.k8s.io events, answer in their own shape)."""
+    form = ("table " if request.wants_table else "json ") + resource.api_version
     line = event.encoded.get(form)
     if line is None:
         obj = objects.with_type(resource, event.object)
-        if form == "table":
+        if request.wants_table:
             obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
         line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
     return line

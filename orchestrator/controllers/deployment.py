@@ -9,9 +9,6 @@ ReplicaSets' status, so a scale-down never rests on a count that has not caught 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import math
 import time
 
 from orchestrator.api import timestamps
@@ -19,41 +16,11 @@ from orchestrator.api.meta import controller_of, split_key
 from orchestrator.api.pods import is_active, is_available, is_ready
 from orchestrator.client.api import DEPLOYMENTS, PODS, REPLICASETS
 from orchestrator.controllers.base import Controller, ignore_missing
+from orchestrator.controllers.plans.revisions import comparable, template_hash
+from orchestrator.controllers.plans.rollout import SetState, plan_rolling_update, surge_and_unavailable
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-
-
-def comparable(template: dict) -> dict:
-    """A pod template without the hash label and empty metadata fields (what kubectl's rollback
-    copies back from a ReplicaSet carries both)."""
-    clean = copy.deepcopy(template)
-    meta = clean.setdefault("metadata", {})
-    meta.get("labels", {}).pop(HASH_LABEL, None)
-    for key in [k for k, v in meta.items() if v in (None, {}, [])]:
-        del meta[key]
-    return clean
-
-
-def template_hash(template: dict) -> str:
-    digest = hashlib.sha256(json.dumps(comparable(template), sort_keys=True).encode()).hexdigest()
-    return format(int(digest[:12], 16), "x")[:10]
-
-
-def resolve(value, replicas: int, round_up: bool) -> int:
-    if isinstance(value, str) and value.endswith("%"):
-        exact = int(value[:-1]) * replicas / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(value or 0)
-
-
-def surge_and_unavailable(deployment: dict) -> tuple[int, int]:
-    spec = deployment.get("spec") or {}
-    replicas = spec.get("replicas", 1)
-    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    surge = resolve(rolling.get("maxSurge", "25%"), replicas, True)
-    unavailable = resolve(rolling.get("maxUnavailable", "25%"), replicas, False)
-    return (surge, 1) if surge == 0 and unavailable == 0 else (surge, unavailable)
 
 
 class DeploymentController(Controller):
@@ -176,29 +143,15 @@ class DeploymentController(Controller):
         spec = deployment.get("spec") or {}
         replicas, min_ready = spec.get("replicas", 1), spec.get("minReadySeconds", 0)
         surge, unavailable = surge_and_unavailable(deployment)
-        total = sum((rs.get("spec") or {}).get("replicas", 0) for rs in [new, *old])
-        new_size = (new.get("spec") or {}).get("replicas", 0)
-        if not old:
-            return await self.scale(deployment, new, replicas)
-        # scale up the new set within the surge
-        room = replicas + surge - total
-        if room > 0 and new_size < replicas:
-            await self.scale(deployment, new, min(replicas, new_size + room))
-        # scale down old sets as far as availability allows: never below replicas - maxUnavailable.
-        # A set counts at most its spec.replicas: pods of a set already scaled down are about to go,
-        # and counting them (the informer still shows them) would scale down a second time.
-        def kept(rs: dict) -> int:
-            return min(self.available(rs, min_ready), (rs.get("spec") or {}).get("replicas", 0))
-        available = sum(kept(rs) for rs in [new, *old])
-        can_remove = available - (replicas - unavailable)
-        for rs in sorted(old, key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0"))):
-            size = (rs.get("spec") or {}).get("replicas", 0)
-            unhealthy = max(0, size - kept(rs))
-            cut = min(size, unhealthy + max(0, can_remove))
-            if cut <= 0:
-                continue
-            can_remove -= max(0, cut - unhealthy)
-            await self.scale(deployment, rs, size - cut)
+        old = sorted(old, key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, "0")))
+
+        def state(rs: dict) -> SetState:
+            return SetState(rs["metadata"]["name"], (rs.get("spec") or {}).get("replicas", 0),
+                            self.available(rs, min_ready))
+        plan = plan_rolling_update(replicas, surge, unavailable, state(new), [state(rs) for rs in old])
+        for rs in [new, *old]:
+            if rs["metadata"]["name"] in plan:
+                await self.scale(deployment, rs, plan[rs["metadata"]["name"]])
 
     async def recreate(self, deployment: dict, new: dict, old: list[dict]) -> None:
         for rs in old:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import trio
 
-from orchestrator.api.resources import STORED
+from orchestrator.api.resources import OWNS_STORAGE
 from orchestrator.client.api import (
     DEPLOYMENTS,
     ENDPOINTSLICES,
@@ -124,7 +124,7 @@ class NamespaceController(Controller):
 
     async def empty(self, namespace: str) -> bool:
         left = 0
-        for res in STORED:
+        for res in OWNS_STORAGE:
             if not res.namespaced:
                 continue
             listing = await self.api.list(res, namespace)

@@ -25,6 +25,7 @@ from orchestrator.controllers.endpoints import EndpointsController
 from orchestrator.controllers.gc import GarbageCollector, NamespaceController
 from orchestrator.controllers.nodes import NodeIPAMController, NodeLifecycleController
 from orchestrator.controllers.replicaset import ReplicaSetController
+from orchestrator.controllers.serviceaccounts import ServiceAccountsController
 from orchestrator.metrics import Counter, Registry
 
 log = logging.getLogger("ketch.controller-manager")
@@ -46,7 +47,7 @@ class ControllerManager:
         self.controllers = [ReplicaSetController(self.ctx), DeploymentController(self.ctx),
                             EndpointsController(self.ctx), NodeLifecycleController(self.ctx, grace_s, eviction_s),
                             NodeIPAMController(self.ctx, cluster_cidr, node_cidr_mask), GarbageCollector(self.ctx),
-                            NamespaceController(self.ctx)]
+                            NamespaceController(self.ctx), ServiceAccountsController(self.ctx)]
         self.metrics.gauge_of("controller_queue_depth", "Keys waiting, all controllers.",
                               lambda: sum(len(c.queue) for c in self.controllers))
         self.metrics.gauge_of("controller_manager_leader", "1 while this instance leads.", lambda: int(self.leading))

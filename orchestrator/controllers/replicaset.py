@@ -70,16 +70,19 @@ class ReplicaSetController(Controller):
             failures = 0
             for _ in range(size):
                 try:
-                    await self.api.create(PODS, rs["metadata"]["namespace"], pod_from_template(rs))
+                    pod = await self.api.create(PODS, rs["metadata"]["namespace"], pod_from_template(rs))
                 except APIStatusError as err:
                     failures += 1
                     self.ctx.events.record(rs, "ReplicaSet", "Warning", "FailedCreate", f"Error creating: {err}")
+                    continue
+                # one event per pod, in Kubernetes' words (kubectl describe rs / kubectl events)
+                self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulCreate",
+                                       f"Created pod: {pod['metadata']['name']}")
             created += size - failures
             if failures:
                 self.expected[rs["metadata"]["uid"]] = (have + created, 0, time.monotonic())
                 return  # slow start: stop at the first failing batch
             batch *= 2
-        self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulCreate", f"Created {created} pod(s)")
 
     async def delete_pods(self, rs: dict, active: list[dict], excess: int) -> None:
         def rank(pod: dict):
@@ -89,7 +92,8 @@ class ReplicaSetController(Controller):
         self.expected[rs["metadata"]["uid"]] = (len(active) - excess, excess, time.monotonic())
         for pod in doomed:
             await ignore_missing(self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]))
-        self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulDelete", f"Deleted {len(doomed)} pod(s)")
+            self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulDelete",
+                                   f"Deleted pod: {pod['metadata']['name']}")
 
     async def update_status(self, rs: dict, pods: list[dict]) -> None:
         now = time.time()

@@ -26,10 +26,18 @@ def add_chaos_parser(subparsers) -> None:
     run.add_argument("--clients", type=int, default=5)
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--unsafe-local-reads", action="store_true", help="run the members with the teaching switch")
+    run.add_argument("--lab", type=Path, help="fault the whole running lab in this directory (see `ketch up`) "
+                                               "instead of a kv cluster of its own")
+    run.add_argument("--workload", choices=["deployments"], default="deployments",
+                     help="with --lab: what the clients do through the API while faults run")
+    run.add_argument("--converge-seconds", type=float, default=180.0,
+                     help="with --lab: how long the cluster may take to converge after the last heal")
     run.set_defaults(func=run_chaos)
 
 
 def run_chaos(args) -> int:
+    if args.lab:
+        return run_lab_chaos(args)
     faults = [f for f in args.faults.split(",") if f]
     unknown = [f for f in faults if f not in FAULTS]
     if unknown or not faults:
@@ -48,3 +56,25 @@ def run_chaos(args) -> int:
     print(json.dumps(summary, indent=2))
     print(f"history, faults, verdict and logs in {args.out}/")
     return 0 if summary["verdict"] == "linearizable" else 1
+
+
+def run_lab_chaos(args) -> int:
+    import trio
+
+    from orchestrator.lab.cluster import LabState
+    from orchestrator.lab.cluster_chaos import CLUSTER_FAULTS, run_cluster_chaos
+    faults = [f for f in args.faults.split(",") if f]
+    unknown = [f for f in faults if f not in CLUSTER_FAULTS]
+    if unknown or not faults:
+        print(f"ketch chaos run --lab: unknown faults {unknown}; choose from {','.join(CLUSTER_FAULTS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        state = LabState.load(args.lab)
+    except (OSError, ValueError, KeyError):
+        print(f"ketch chaos run: no running lab in {args.lab} (start one with `ketch up --detach`)", file=sys.stderr)
+        return 2
+    summary = trio.run(run_cluster_chaos, state, faults, args.seed, args.duration, args.out, args.converge_seconds)
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_fault"}, indent=2))
+    print(f"faults, operations, summary and report.html in {args.out}/")
+    return 0 if summary["converged"] else 1

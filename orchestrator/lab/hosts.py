@@ -4,13 +4,15 @@ As root, every host is a network namespace with one interface (eth0, 10.77.0.N/2
 inside a "fabric" namespace; nothing at all is configured in the root namespace. Without root,
 hosts are 127.0.1.N addresses on loopback (no network faults then).
 
-Names carry a per-run prefix with the creating pid (`kl<pid>-...`): a run removes leftovers of
-runs whose pid is gone before it starts, and removes its own at `close()`, also after a failure.
+Names carry a per-run prefix with the creating pid (`kl<pid>-...`; `kl<pid>-2-...` for a second
+lab): a run removes leftovers of runs whose pid is gone before it starts, and removes its own at
+`close()`, also after a failure.
 Processes are started with their output in a log file and stopped by pid.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NAME_PREFIX = "kl"
+_LABS_MADE = itertools.count(1)
 SUBNET = "10.77.0"
 
 
@@ -31,6 +34,12 @@ def have_netns() -> bool:
 
 def _run(*argv: str, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=30, check=True)
+
+
+def entering(host) -> list[str]:
+    """The prefix that runs a command inside a host's network namespace. nsenter, not `ip netns
+    exec`: that one also remounts /sys, which hides the cgroup mounts runc and the kubelet need."""
+    return ["nsenter", f"--net=/var/run/netns/{host.netns}"] if host.netns else []
 
 
 @dataclass
@@ -73,7 +82,8 @@ class Lab:
             raise ValueError("a lab has 1 to 200 hosts")
         lab = cls(Path(work_dir))
         lab.work_dir.mkdir(parents=True, exist_ok=True)
-        lab.prefix = f"{NAME_PREFIX}{os.getpid()}"
+        number = next(_LABS_MADE)  # two labs of one process side by side need different names
+        lab.prefix = f"{NAME_PREFIX}{os.getpid()}" + (f"-{number}" if number > 1 else "")
         if use_netns is None:
             use_netns = have_netns()
         try:
@@ -114,7 +124,7 @@ class Lab:
     def start(self, host: Host, name: str, argv: list[str], env: dict | None = None) -> LabProcess:
         log_path = self.work_dir / f"{host.name}-{name}.log"
         log = open(log_path, "ab")
-        command = (["ip", "netns", "exec", host.netns] if host.netns else []) + argv
+        command = entering(host) + argv
         process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True, env=env)
         log.close()
@@ -140,7 +150,7 @@ class Lab:
 
     def run_in(self, host: Host, *argv: str, input: str | None = None) -> subprocess.CompletedProcess:
         """Run a short command inside a host (or the fabric) and wait for it."""
-        return _run(*(["ip", "netns", "exec", host.netns] if host.netns else []), *argv, input=input)
+        return _run(*entering(host), *argv, input=input)
 
     def in_fabric(self, *argv: str, input: str | None = None) -> subprocess.CompletedProcess:
         if self.fabric is None:

@@ -144,10 +144,12 @@ class LocalControlPlane:
         self.kv.stop()
 
     def kubectl(self, *args: str, role: str = "admin", input: str | None = None, check: bool = True,
-                timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+                timeout: float = 60, env: dict | None = None, binary: str = "kubectl",
+                cache_dir: Path | None = None) -> subprocess.CompletedProcess:
+        """Run kubectl (or another kubectl binary) as `role`; cache_dir: its discovery cache."""
         environment = {**os.environ, "KUBECONFIG": str(self.kubeconfig(role)),
-                       "KUBECACHEDIR": str(self.base_dir / "kubectl-cache"), **(env or {})}
-        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, timeout=timeout,
+                       "KUBECACHEDIR": str(cache_dir or self.base_dir / "kubectl-cache"), **(env or {})}
+        result = subprocess.run([binary, *args], input=input, capture_output=True, text=True, timeout=timeout,
                                 env=environment)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from orchestrator.api import types
+from orchestrator.apiserver import protocodec
 from tests.api.rawhttp import Raw, status_of
+from tests.k8s_objects import objects_of
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +119,124 @@ def test_cluster_ips_from_two_api_servers_never_collide(plane):
     specs = [json.loads(data)["spec"] for _, _, data in answers]
     assert len({s["clusterIP"] for s in specs}) == 40
     assert len({s["ports"][0]["nodePort"] for s in specs}) == 40
+
+
+# --- random bodies: never a 500, never a half-written object -----------------------------------------
+
+FUZZ_SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                HealthCheck.data_too_large])
+CONFIGMAP = types.kind("", "v1", "ConfigMap")
+
+
+@st.composite
+def protobuf_bodies(draw) -> bytes:
+    """Well-formed ConfigMaps (named validly or not), their bytes mutated or cut, other kinds, and
+    random bytes after the envelope."""
+    obj = draw(objects_of(CONFIGMAP))
+    obj.setdefault("metadata", {}).pop("managedFields", None)
+    if draw(st.booleans()):
+        obj["metadata"]["name"] = draw(st.from_regex(r"pb-[a-z0-9]{1,12}", fullmatch=True))
+    raw = protocodec.encode(obj, CONFIGMAP)
+    how = draw(st.sampled_from(["as is", "flip", "cut", "random", "other kind"]))
+    if how == "flip" and raw:
+        at = draw(st.integers(0, len(raw) - 1))
+        raw = raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1:]
+    elif how == "cut":
+        raw = raw[:draw(st.integers(0, len(raw)))]
+    elif how == "random":
+        raw = draw(st.binary(max_size=200))
+    kind = draw(st.sampled_from(["Secret", "Widget", "Pod"])) if how == "other kind" else "ConfigMap"
+    return protocodec.write_envelope("v1", kind, raw)
+
+
+@pytest.fixture(scope="module")
+def fuzz(plane):
+    raw = Raw(plane, keep_alive=True)
+    for namespace in ("pb-fuzz", "apply-fuzz"):
+        assert raw.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": namespace}}))[0] == 201
+    return raw
+
+
+@FUZZ_SETTINGS
+@given(body=protobuf_bodies())
+def test_random_protobuf_bodies_get_a_status_and_store_only_whole_objects(fuzz, body):
+    before = _names(fuzz, "/api/v1/namespaces/pb-fuzz/configmaps")
+    code, _, data = fuzz.request("POST", "/api/v1/namespaces/pb-fuzz/configmaps", body,
+                                 "application/vnd.kubernetes.protobuf")
+    event(f"answered {code}")
+    assert code < 500, data
+    after = _names(fuzz, "/api/v1/namespaces/pb-fuzz/configmaps")
+    if code == 201:
+        created = json.loads(data)
+        assert after == before | {created["metadata"]["name"]}
+        path = f"/api/v1/namespaces/pb-fuzz/configmaps/{created['metadata']['name']}"
+        assert json.loads(fuzz.request("GET", path)[2]) == created
+        fuzz.request("DELETE", path)
+    else:
+        assert code in (400, 409, 415, 422) and after == before, (code, data)
+        assert status_of(data)["code"] == code
+
+
+APPLIED = "/apis/apps/v1/namespaces/apply-fuzz/deployments/fuzzed"
+BASE = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fuzzed"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "f"}},
+                 "template": {"metadata": {"labels": {"app": "f"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+JUNK = st.none() | st.booleans() | st.integers(-3, 70000) | st.text(max_size=6) | st.lists(st.integers(), max_size=2) \
+    | st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)
+
+
+@st.composite
+def apply_patches(draw) -> tuple[bytes, str, bool]:
+    """Mostly the base manifest with random edits (values of the wrong type, unknown fields,
+    containers drawn from the schema, other labels, no keys); sometimes not an object at all."""
+    manager = draw(st.sampled_from(["alice", "bob", "kubectl"]))
+    force = draw(st.booleans())
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([b"", b"[1, 2]", b"{not yaml", b"- a\n- b\n", b"kind: Deployment"])), manager, force
+    patch = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        edit = draw(st.sampled_from(["replicas", "labels", "containers", "unknown", "junk", "drop"]))
+        spec, pod, meta = (part if isinstance(part, dict) else {} for part in (
+            patch.get("spec"), (patch.get("spec") or {}).get("template", {}).get("spec")
+            if isinstance(patch.get("spec"), dict) and isinstance(patch["spec"].get("template"), dict) else None,
+            patch.get("metadata")))
+        if edit == "replicas":
+            spec["replicas"] = draw(st.integers(-2, 5) | JUNK)
+        elif edit == "labels":
+            meta["labels"] = draw(st.dictionaries(st.from_regex(r"[a-z]{1,5}", fullmatch=True),
+                                                               st.text(max_size=5), max_size=3))
+        elif edit == "containers":
+            pod["containers"] = draw(st.lists(objects_of(types.message("core.v1.Container"), 3), max_size=2))
+        elif edit == "unknown":
+            spec[draw(st.sampled_from(["replicass", "x", "template2"]))] = draw(JUNK)
+        elif edit == "junk":
+            target = draw(st.sampled_from([spec, pod, meta, patch]))
+            target[draw(st.sampled_from(list(target) or ["x"]))] = draw(JUNK)
+        else:
+            target = draw(st.sampled_from([spec, pod, meta]))
+            if target:
+                target.pop(draw(st.sampled_from(sorted(target))))
+    return json.dumps(patch).encode(), manager, force
+
+
+@FUZZ_SETTINGS
+@given(patch=apply_patches(), validation=st.sampled_from(["Strict", "Warn", "Ignore"]))
+def test_random_apply_patches_get_a_status_and_leave_the_object_whole(fuzz, patch, validation):
+    body, manager, force = patch
+    code, _, before = fuzz.request("GET", APPLIED)
+    query = f"?fieldManager={manager}&fieldValidation={validation}" + ("&force=true" if force else "")
+    code, _, data = fuzz.request("PATCH", APPLIED + query, body, "application/apply-patch+yaml")
+    event(f"answered {code}")
+    assert code < 500, data
+    after_code, _, after = fuzz.request("GET", APPLIED)
+    if code in (200, 201):
+        assert after_code == 200 and json.loads(after) == json.loads(data)  # what was answered is what is stored
+    else:
+        assert code in (400, 409, 415, 422), (code, data)
+        assert after == before  # nothing half-written
+
+
+def _names(raw: Raw, path: str) -> set[str]:
+    return {o["metadata"]["name"] for o in json.loads(raw.request("GET", path)[2])["items"]}

@@ -139,3 +139,32 @@ def test_a_write_on_one_api_server_is_seen_by_a_watch_on_the_other(plane):
         second.list_namespaced_config_map, "default", label_selector="s=1", resource_version=start,
         timeout_seconds=3)]
     assert events == [("ADDED", {"k": "v"})]
+
+
+def test_create_namespaced_secret_folds_string_data_and_defaults_the_type(api):
+    core = client.CoreV1Api(api)
+    created = core.create_namespaced_secret("default", {"metadata": {"name": "py-secret"},
+                                                        "stringData": {"user": "admin"}, "data": {"pw": "czNjcmV0"}})
+    assert created.type == "Opaque" and created.string_data is None
+    assert created.data == {"user": "YWRtaW4=", "pw": "czNjcmV0"}
+    assert core.read_namespaced_secret("py-secret", "default").data["user"] == "YWRtaW4="
+
+
+def test_server_side_apply_through_the_dynamic_client(api):
+    from kubernetes.dynamic import DynamicClient
+
+    deployments = DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment")
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "py-applied"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "py"}},
+                         "template": {"metadata": {"labels": {"app": "py"}},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    applied = deployments.server_side_apply(body=manifest, namespace="default", field_manager="py-tool")
+    assert applied.spec.replicas == 2
+    assert [(e.manager, e.operation) for e in applied.metadata.managedFields] == [("py-tool", "Apply")]
+    rival = {**manifest, "spec": {**manifest["spec"], "replicas": 3}}
+    with pytest.raises(ApiException) as conflict:
+        deployments.server_side_apply(body=rival, namespace="default", field_manager="other")
+    assert conflict.value.status == 409
+    assert json.loads(conflict.value.body)["details"]["causes"][0]["field"] == ".spec.replicas"
+    forced = deployments.server_side_apply(body=rival, namespace="default", field_manager="other", force_conflicts=True)
+    assert forced.spec.replicas == 3

@@ -1,62 +1,63 @@
-"""`ketch up` (what `make up` runs): a control plane kubectl can use at once, stopped cleanly."""
+"""`ketch up` in loopback mode (any user): a control plane with hollow nodes that kubectl can use at
+once, the commands it prints work as pasted, `ketch status` shows it, and `ketch down` stops every
+process it started."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from kvstore.local_cluster import free_port
+KETCH = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def ketch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*KETCH, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def printed_command(output: str, start: str) -> str:
+    """The command ketch printed that begins with `start`, its continuation lines joined."""
+    lines = output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith(start))
+    command = lines[first].strip()
+    while command.endswith("\\"):
+        first += 1
+        command = command[:-1] + lines[first].strip()
+    return command
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_ketch_up_serves_kubectl_and_stops_every_process(tmp_path):
-    up = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "up", "--dir", str(tmp_path / "k"), "--port",
-                           str(free_port()), "--kv-base-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True)
-    lines = []
+def test_ketch_up_in_loopback_serves_kubectl_and_down_stops_every_process(tmp_path):
+    lab = tmp_path / "lab"
+    up = ketch("up", "--dir", str(lab), "--isolation", "loopback", "--control-planes", "1", "--workers", "0",
+               "--hollow", "2", "--detach", timeout=180)
     try:
-        for line in up.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        exports = [line.split("=", 1)[1].strip() for line in lines if "export KUBECONFIG=" in line]
-        assert exports, (
-            f"ketch up printed no KUBECONFIG: {''.join(lines)}{up.stderr.read() if up.poll() is not None else ''}"
-        )
-        kubeconfig = exports[0]
-        env = {**os.environ, "KUBECONFIG": kubeconfig, "KUBECACHEDIR": str(tmp_path / "cache")}
-        tried = [line.strip() for line in lines if line.strip().startswith("kubectl ")]
-        assert len(tried) == 3, lines
-        answers = [
-            subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
-            for command in tried
-        ]  # the commands it prints, as a user pastes them
-        assert all(a.returncode == 0 for a in answers), [a.stderr for a in answers]
-        assert "default" in answers[0].stdout and "deployment.apps/web created" in answers[1].stdout
-        assert "deployment.apps/web" in answers[2].stdout and "node/hollow-0" in answers[2].stdout
+        assert up.returncode == 0, up.stdout + up.stderr
+        exports = [line.split("=", 1)[1].strip() for line in up.stdout.splitlines() if "export KUBECONFIG=" in line]
+        assert exports, up.stdout
+        env = {**os.environ, "KUBECONFIG": exports[0], "KUBECACHEDIR": str(tmp_path / "cache")}
+
+        def kubectl(command: str) -> subprocess.CompletedProcess:
+            return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
+        nodes = kubectl("kubectl get nodes")
+        assert nodes.returncode == 0 and nodes.stdout.count(" Ready ") == 2, nodes.stdout + nodes.stderr
+        created = kubectl(printed_command(up.stdout, "kubectl create deployment"))
+        assert "deployment.apps/hello created" in created.stdout, created.stderr
         ready = ""
-        for _ in range(60):  # the deployment's pod is scheduled onto a hollow node and runs
-            ready = subprocess.run(
-                ["kubectl", "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env=env,
-            ).stdout
+        for _ in range(60):  # the pods are scheduled onto the hollow nodes and reported running
+            ready = kubectl("kubectl get deploy hello -o jsonpath={.status.readyReplicas}").stdout
             if ready == "1":
                 break
             time.sleep(1)
         assert ready == "1"
+        status = ketch("status", "--dir", str(lab))
+        assert status.returncode == 0 and "apiserver" in status.stdout, status.stdout + status.stderr
     finally:
-        up.send_signal(signal.SIGTERM)
-        out, err = up.communicate(timeout=30)
-    assert up.returncode == 0, err
-    assert "stopped every process" in out
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "k")], capture_output=True, text=True).stdout.split()
+        down = ketch("down", "--dir", str(lab))
+    assert down.returncode == 0, down.stdout + down.stderr
+    leftovers = subprocess.run(["pgrep", "-f", str(lab)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left behind: {leftovers}"

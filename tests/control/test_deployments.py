@@ -53,6 +53,7 @@ def test_a_deployment_spreads_rolls_out_scales_updates_within_bounds_and_undoes(
                                     "KUBECACHEDIR": str(cluster.plane.base_dir / "kc-watch")})
     lowest = [99]
     state: dict[str, bool] = {}
+    listed = threading.Event()  # the watch's first listing is in: the 3 ready pods
     decoder = json.JSONDecoder()
 
     def follow() -> None:
@@ -72,12 +73,16 @@ def test_a_deployment_spreads_rolls_out_scales_updates_within_bounds_and_undoes(
                 state.pop(pod["metadata"]["name"], None)
             else:
                 state[pod["metadata"]["name"]] = ready
-            if len(state) >= 3 or event["type"] != "ADDED":
-                lowest[0] = min(lowest[0], sum(state.values()))
+            if not listed.is_set():  # kubectl lists pod by pod: a partial listing is no drop
+                if len(state) == 3 and all(state.values()):
+                    listed.set()
+                continue
+            lowest[0] = min(lowest[0], sum(state.values()))
 
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
     try:
+        assert listed.wait(60), "the watch never listed the 3 ready pods"
         cluster.kubectl("set", "image", "deploy/web", "web=nginx:1.26")
         cluster.kubectl("rollout", "status", "deploy/web", "--timeout=90s", timeout=120)
         updated = running(cluster, "app=web", 3)

@@ -68,3 +68,22 @@ def test_components_serve_metrics(cluster):
     for name in ("scheduler_schedule_attempts_total", "scheduler_scheduling_attempt_duration_seconds_bucket",
                  "scheduler_pending_pods", "scheduler_leader 0"):
         assert name in text, name  # a standby: it waits for the lease, and says so
+
+
+def test_events_and_describe_show_what_the_scheduler_and_controllers_did_and_namespaces_get_a_service_account(cluster):
+    cluster.kubectl("create", "namespace", "told")
+    cluster.wait(lambda: cluster.kubectl("get", "sa", "default", "-n", "told", check=False).returncode == 0, 30)
+    cluster.kubectl("create", "deployment", "told", "--image=nginx", "--replicas=2", "-n", "told")
+    cluster.kubectl("rollout", "status", "deploy/told", "-n", "told", "--timeout=60s", timeout=90)
+    reasons = {"ScalingReplicaSet", "SuccessfulCreate", "Scheduled"}
+
+    def reported():
+        out = cluster.kubectl("events", "-n", "told").stdout
+        return out if all(reason in out for reason in reasons) else None
+    events = cluster.wait(reported, 30)
+    assert "Successfully assigned told/told-" in events and "Scaled up replica set told-" in events
+    assert "Created pod: told-" in events
+    described = cluster.kubectl("describe", "deploy", "told", "-n", "told").stdout
+    assert "Events:" in described and "ScalingReplicaSet" in described.split("Events:")[1]
+    newer = cluster.kubectl("get", "events.v1.events.k8s.io", "-n", "told", "-o", "json").stdout
+    assert {e["reason"] for e in yaml.safe_load(newer)["items"]} >= reasons  # the same events in the newer group

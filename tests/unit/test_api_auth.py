@@ -23,6 +23,12 @@ def can(user, verb, resource, namespace="default", name=None, subresource=None, 
     return allowed(user, Request(verb, resource, subresource, namespace, name), pod_node)
 
 
+def test_a_viewer_reads_everything_but_secrets():
+    assert allowed(VIEWER, Request("list", "configmaps", None, "default", None))
+    assert not allowed(VIEWER, Request("get", "secrets", None, "default", "pw"))
+    assert not allowed(VIEWER, Request("list", "secrets", None, None, None))
+
+
 def test_admin_and_viewer():
     assert can(ADMIN, "delete", "nodes", None, "n1")
     assert can(VIEWER, "list", "pods") and not can(VIEWER, "create", "pods")

@@ -1,0 +1,54 @@
+"""The OCI runtime spec (config.json) of one container, for runc (pure).
+
+terminal false (a detached runc without a tty fails on `/dev/tty` otherwise), the image's rootfs
+(an overlay the runtime mounted), argv, env, cwd, hostname, the pod's network namespace by path,
+new PID/IPC/UTS/mount namespaces, the sandbox's /etc/resolv.conf and /etc/hosts, the volumes as
+bind mounts, the host image's /usr and /etc read-only, and the cgroup path below the container's
+own cgroup (the runtime sets the limits there; see cgroups.py). Capabilities are Docker's default
+set, as containerd gives a container that asks for nothing.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                        "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def _bind(source: str, destination: str, readonly: bool) -> dict:
+    return {"destination": destination, "type": "bind", "source": source,
+            "options": ["rbind", "rprivate"] + (["ro"] if readonly else ["rw"])}
+
+
+def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: str, netns: str | None,
+           cgroups_path: str, mounts: list[tuple[str, str, bool]], host_image: bool = False) -> dict:
+    mount_list = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755",
+                                                                              "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ]
+    if host_image:
+        mount_list += [_bind("/usr", "/usr", True), _bind("/etc", "/etc", True)]
+    mount_list += [_bind(source, target, readonly) for source, target, readonly in mounts]
+    namespaces = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")]
+    if netns:  # no path: the host's network (hostNetwork pods)
+        namespaces.append({"type": "network", "path": netns})
+    capabilities = {kind: list(DEFAULT_CAPABILITIES) for kind in ("bounding", "effective", "permitted")}
+    return {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": argv, "env": env, "cwd": cwd or "/",
+                    "capabilities": capabilities, "noNewPrivileges": False,
+                    },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": hostname,
+        "mounts": mount_list,
+        "linux": {"namespaces": namespaces, "cgroupsPath": cgroups_path,
+                  "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+                  "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]},
+    }
