@@ -67,13 +67,13 @@ class NodeLifecycleController(Controller):
         others = [t for t in nodes.taints(node) if t.get("key") not in (UNREACHABLE, NOT_READY)]
         current = [t for t in nodes.taints(node) if t.get("key") in (UNREACHABLE, NOT_READY)]
         if [(t["key"], t["effect"]) for t in current] != [(t["key"], t["effect"]) for t in wanted]:
-            stamp = timestamps.now()
-            await ignore_missing(self.api.patch(NODES, None, key, {"spec": {"taints": others + [
-                {**t, "timeAdded": stamp} for t in wanted]}}))
-            if state == "unknown":
+            if state == "unknown":  # Ready=Unknown first, then the taints, as Kubernetes' controller does
                 self.ctx.events.record(node, "Node", "Normal", "NodeNotReady",
                                        f"Node {key} status is now: NodeNotReady (no heartbeat for {self.grace_s:.0f}s)")
                 await self.mark_unknown(node)
+            stamp = timestamps.now()
+            await ignore_missing(self.api.patch(NODES, None, key, {"spec": {"taints": others + [
+                {**t, "timeAdded": stamp} for t in wanted]}}))
             self.tainted_at[key] = now
         if state == "true":
             self.tainted_at.pop(key, None)

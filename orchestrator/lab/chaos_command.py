@@ -63,11 +63,11 @@ def run_lab_chaos(args) -> int:
 
     from orchestrator.lab.cluster import LabState
     from orchestrator.lab.cluster_chaos import CLUSTER_FAULTS, run_cluster_chaos
-    faults = [f for f in args.faults.split(",") if f]
+    faults = [] if args.faults == "none" else [f for f in args.faults.split(",") if f]  # none: the baseline
     unknown = [f for f in faults if f not in CLUSTER_FAULTS]
-    if unknown or not faults:
-        print(f"ketch chaos run --lab: unknown faults {unknown}; choose from {','.join(CLUSTER_FAULTS)}",
-              file=sys.stderr)
+    if unknown or (not faults and args.faults != "none"):
+        print(f"ketch chaos run --lab: unknown faults {unknown}; choose from {','.join(CLUSTER_FAULTS)} "
+              "(or none)", file=sys.stderr)
         return 2
     try:
         state = LabState.load(args.lab)

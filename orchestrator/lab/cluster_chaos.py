@@ -62,6 +62,8 @@ class ClusterFault:
 def make_cluster_schedule(seed: int, faults: list[str], hosts: dict[str, list[str]],
                           duration_s: float) -> list[ClusterFault]:
     """hosts: name -> the components it runs. Pure: the same arguments give the same schedule."""
+    if not faults:
+        return []
     rng = random.Random(seed)
     names = sorted(hosts)
     schedule, t = [], 2.0

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.processes import alive
+
 NAME_PREFIX = "kl"
 _LABS_MADE = itertools.count(1)
 SUBNET = "10.77.0"
@@ -188,20 +190,10 @@ def remove_stale_namespaces() -> list[str]:
     removed = []
     for name in lab_namespaces():
         pid_text = name[len(NAME_PREFIX):].split("-")[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        if pid_text.isdigit() and not alive(int(pid_text)):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             removed.append(name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def wait_port(lab: Lab, host: Host, port: int, timeout_s: float = 20.0) -> None:

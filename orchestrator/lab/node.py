@@ -25,6 +25,7 @@ import trio
 
 from orchestrator.lab import config as cluster_config
 from orchestrator.lab.components import Component, Paths, components
+from orchestrator.processes import alive
 
 log = logging.getLogger("ketch.node")
 STOP_GRACE_S = 10.0
@@ -80,19 +81,6 @@ def wait_serving(address: str, pid: int, timeout_s: float = READY_TIMEOUT_S) -> 
         except OSError:
             time.sleep(0.2)
     return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child is not alive
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def stop(pids: list[int], grace_s: float = STOP_GRACE_S) -> None:

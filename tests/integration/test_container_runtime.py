@@ -201,3 +201,18 @@ def test_bad_images_are_refused_with_what_is_wrong(tmp_path):
         store.import_path(tmp_path / "junk.tar")
     with pytest.raises(ImageNotFound, match="nginx"):
         store.config("nginx:1.27")
+
+
+@pytest.mark.parametrize("entries", [
+    {"../escaped.txt": b"out"},  # a name that climbs out of the root filesystem
+    {"link": "/tmp", "link/escaped.txt": b"out"},  # through a symlink the same layer made
+    {"../../../../.wh.escaped.txt": b""},  # a whiteout that would delete a file outside
+], ids=["dotdot", "symlink", "whiteout"])
+def test_a_layer_that_writes_outside_the_image_is_refused_and_writes_nothing_outside(tmp_path, entries):
+    store = ImageStore(tmp_path / "images")
+    layout = _oci_layout(tmp_path / "layout", [_layer(entries)], "lab.local/evil:1", {"Cmd": ["true"]})
+    (tmp_path / "escaped.txt").write_text("keep me")
+    with pytest.raises(ImageImportError, match="leaves|safely"):
+        store.import_path(layout)
+    assert (tmp_path / "escaped.txt").read_text() == "keep me"
+    assert not Path("/tmp/escaped.txt").exists()

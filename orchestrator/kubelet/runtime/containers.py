@@ -36,6 +36,7 @@ from orchestrator.kubelet.runtime.base import (
     SandboxConfig,
 )
 from orchestrator.kubelet.runtime.images import ImageStore
+from orchestrator.processes import alive
 
 SAFE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 START_TIMEOUT_S = 10.0
@@ -46,21 +47,6 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def inside(root: str, path: str) -> str:
@@ -188,7 +174,7 @@ class RuntimeCore:
         ended = _read(directory / "exit.json")
         signals = _read(directory / "signals.json") or {}
         pid = shim.get("child_pid")
-        if ended is None and shim and not _alive(shim.get("shim_pid")) and not _alive(pid):
+        if ended is None and shim and not alive(shim.get("shim_pid")) and not alive(pid):
             ended = {"exit_code": 255, "finished_at": time.time(), "reason": "Error"}  # the shim itself died
         if ended is None:
             return ContainerState(state["id"], state["pod_uid"], state["name"], state["attempt"], state["image"],
@@ -227,7 +213,7 @@ class RuntimeCore:
         pid = shim.get("child_pid")
         if sig == signal.SIGKILL and self.uses_cgroups and state.get("cgroup"):
             cgroups.Cgroup(state["cgroup"]).kill_all(signal.SIGKILL)
-        if _alive(pid):
+        if alive(pid):
             try:
                 os.killpg(pid, sig)
             except (ProcessLookupError, PermissionError):

@@ -181,7 +181,7 @@ class ImageStore:
         if tarfile.is_tarfile(source):
             with tempfile.TemporaryDirectory(dir=self.path if self.path.exists() else None) as scratch:
                 with tarfile.open(source) as archive:
-                    archive.extractall(scratch, filter="tar")
+                    _extract(archive, archive.getmembers(), Path(scratch))
                 return self._import_layout(Path(scratch), name)
         raise ImageImportError(f"{source} is neither an OCI layout directory nor a tar of one")
 
@@ -259,15 +259,43 @@ def _apply_layer(data: bytes, root: Path) -> None:
         for member in archive.getmembers():
             name = Path(member.name)
             if name.name == ".wh..wh..opq":
-                directory = root / name.parent
+                directory = _inside(root, str(name.parent))
                 if directory.is_dir():
                     for child in directory.iterdir():
                         _remove(child)
             elif name.name.startswith(".wh."):
-                _remove(root / name.parent / name.name[len(".wh.") :])
+                _remove(_inside(root, str(name.parent / name.name[len(".wh.") :])))
             else:
                 members.append(member)
-        archive.extractall(root, members=members, filter="tar")
+        _extract(archive, members, root)
+
+
+def _extract(archive: tarfile.TarFile, members: list[tarfile.TarInfo], root: Path) -> None:
+    """Extract with no path leaving root (through .., an absolute name, a hard link or a symlink
+    extracted earlier). Python's "tar" filter does that from 3.11.4; Debian 12's 3.11.2 lacks it."""
+    if hasattr(tarfile, "tar_filter"):
+        try:
+            archive.extractall(root, members=members, filter="tar")
+        except tarfile.TarError as err:  # the filter's refusals (OutsideDestinationError, ...) among them
+            raise ImageImportError(f"a layer cannot be unpacked safely: {err}") from None
+        return
+    for member in members:
+        _inside(root, member.name)
+        if member.islnk():
+            _inside(root, member.linkname)
+        if member.isdev():
+            continue  # device nodes come from the runtime's /dev, never from an image
+        archive.extract(member, root, set_attrs=not member.issym())
+
+
+def _inside(root: Path, name: str) -> Path:
+    """root/name, refused (ImageImportError) when it would resolve outside root."""
+    top = os.path.realpath(root)
+    target = os.path.join(os.path.realpath(os.path.join(top, os.path.dirname(name.lstrip("/")))),
+                          os.path.basename(name))
+    if os.path.isabs(name) or not (target == top or target.startswith(top.rstrip("/") + "/")):
+        raise ImageImportError(f"the layer entry {name!r} leaves the image's root filesystem")
+    return Path(target)
 
 
 def _remove(path: Path) -> None:
