@@ -104,7 +104,9 @@ def _kv_leader_host(state) -> str:
     status = subprocess.run([*KETCH, "status", "--dir", str(state.directory)], capture_output=True, text=True,
                             timeout=60).stdout
     line = next(line for line in status.splitlines() if line.startswith("kv: "))
-    return json.loads(line[4:])["member"]
+    # "member" is the member that answered (the first endpoint); "leader" is the leader's peer address
+    leader_address = json.loads(line[4:])["leader"].rpartition(":")[0]
+    return next(host.name for host in state.config().control_planes if host.address == leader_address)
 
 
 def _scheduler_holder(state) -> str:
