@@ -132,13 +132,6 @@ def generate(port: int, workload: str, duration_s: float, window: int, services:
 
 # --- the run ------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-        udp.bind(("127.0.0.1", 0))
-        tcp.bind(("127.0.0.1", udp.getsockname()[1]))
-        return udp.getsockname()[1]
-
-
 async def create_objects(plane, services: int, headless: int) -> None:
     import trio
 
@@ -201,7 +194,7 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -
 def bench(args, work: Path) -> dict:
     import trio
 
-    from kvstore.local_cluster import stop_processes
+    from kvstore.local_cluster import free_port, stop_processes
     from orchestrator.lab.local_plane import LocalControlPlane
 
     plane = LocalControlPlane(work / "plane")
@@ -211,7 +204,7 @@ def bench(args, work: Path) -> dict:
         started = time.perf_counter()
         trio.run(create_objects, plane, args.services, args.headless)
         create_s = time.perf_counter() - started
-        dns_port, metrics_port, echo_port = free_port(), free_port(), free_port()
+        dns_port, metrics_port, echo_port = free_port(udp=True), free_port(), free_port()
         dns_process = start([sys.executable, "-m", "orchestrator.cli", "dns", "--kubeconfig",
                              str(plane.pki_dir / "proxy.kubeconfig"), "--bind", f"127.0.0.1:{dns_port}",
                              "--metrics-bind", f"127.0.0.1:{metrics_port}", "--upstream", "none"], work / "dns.log")

@@ -5,12 +5,13 @@
     cluster.kill(i)            # SIGKILL member i (by pid); cluster.restart(i) brings it back
     cluster.stop()             # SIGTERM every member, SIGKILL what is left, by pid
 
-Each member logs to <dir>/<name>.log. Ports are taken free from the kernel unless given.
+Each member logs to <dir>/<name>.log. Ports are free ones below the ephemeral range (`free_port`) unless given.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -38,10 +39,36 @@ def stop_processes(processes: list[subprocess.Popen], timeout_s: float = 5.0) ->
             process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(udp: bool = False) -> int:
+    """A loopback port free now (for TCP, and UDP too with udp=True), below the kernel's ephemeral
+    range: a port the kernel hands out (bind to 0) can be taken as the local end of an outgoing
+    connection before the server that was meant to have it binds (seen as EADDRINUSE when the kv
+    members' peer connections started between choosing an API server's port and binding it)."""
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                tcp.bind(("127.0.0.1", port))
+                if udp:
+                    datagram.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise OSError("no free loopback port below the ephemeral range")
 
 
 @dataclass

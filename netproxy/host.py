@@ -27,6 +27,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netproxy.model import ProxyError
 from netproxy.nft import netns_argv
+from netproxy.podnet.errors import PodNetworkError
+from netproxy.podnet.host import open_netlink
 
 SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
 LOCALNET = {"net/ipv4/conf/all/route_localnet": "1"}
@@ -66,11 +68,10 @@ def ensure_service_route(service_cidr: str, node_address: str | None, netns: str
     """Add a route for the service CIDR if nothing routes its first address; returns the device
     used, or None when a route (e.g. the default route) already covers it. Blocking."""
     network = ipaddress.IPv4Network(service_cidr)
-    kwargs = {"netns": netns, "flags": 0} if netns else {}
     try:
-        return _route(IPRoute(**kwargs), network, node_address)
-    except FileNotFoundError:
-        raise HostError(f"no network namespace {netns!r}") from None
+        return _route(open_netlink(netns), network, node_address)
+    except PodNetworkError as err:
+        raise HostError(str(err)) from None
 
 
 def _route(ipr: IPRoute, network: ipaddress.IPv4Network, node_address: str | None) -> str | None:

@@ -49,6 +49,13 @@ def is_ready(pod: dict) -> bool:
     return conditions.is_true(pod, "Ready")
 
 
+def endpoint_hostname(pod: dict, service_name: str) -> str | None:
+    """The pod's DNS name under a headless Service (`web-0` of web-0.web.NS.svc): its
+    spec.hostname when its spec.subdomain names that Service, as Kubernetes' endpoint controllers set it."""
+    hostname = spec(pod).get("hostname")
+    return hostname if hostname and spec(pod).get("subdomain") == service_name else None
+
+
 def is_terminal(pod: dict) -> bool:
     return phase(pod) in ("Succeeded", "Failed")
 

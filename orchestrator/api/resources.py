@@ -59,7 +59,8 @@ class Resource:
 RESOURCES: list[Resource] = [
     Resource("", "v1", "namespaces", "Namespace", False, ("ns",), subresources=("status",)),
     Resource("", "v1", "nodes", "Node", False, ("no",), subresources=("status",)),
-    Resource("", "v1", "pods", "Pod", True, ("po",), ("all",), ("status", "binding", "log", "eviction")),
+    Resource("", "v1", "pods", "Pod", True, ("po",), ("all",), ("status", "binding", "log", "eviction", "exec",
+                                                                   "attach", "portforward")),
     Resource("", "v1", "services", "Service", True, ("svc",), ("all",), ("status",)),
     Resource("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),
@@ -136,6 +137,9 @@ def subresource_info(resource: Resource, name: str) -> Subresource:
         return Subresource("binding", "Binding", verbs=["create"])
     if name == "log":
         return Subresource("log", "Pod", verbs=["get"])
+    if name in ("exec", "attach", "portforward"):  # as Kubernetes' discovery lists them
+        options = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
+        return Subresource(name, options[name], verbs=["create", "get"])
     if name == "eviction":
         return Subresource("eviction", "Eviction", "policy", "v1", verbs=["create"])
     return Subresource(name, resource.kind, resource.group, resource.version)

@@ -8,7 +8,8 @@ A user's role comes from its groups:
 | system:masters | admin | everything |
 | ketch:viewers | viewer | get, list, watch everything but Secrets (Kubernetes' `view` role) |
 | ketch:schedulers | scheduler | read everything; bind pods; write pod status, events, its Lease |
-| ketch:controllers | controller | read and write everything except Nodes' creation and deletion |
+| ketch:controllers | controller | read and write everything but create Nodes (a node registers |
+|   |   | itself; deleting one is the node and cloud controllers' job, as Kubernetes' node-controller) |
 | ketch:proxies | proxy | read services, endpoints, endpointslices, nodes, pods; write events |
 | system:nodes (user system:node:NAME) | node:NAME | read what a kubelet reads; write only its own Node, |
 |   |   | its Lease, events, and the status and deletion of pods bound to it |
@@ -32,7 +33,7 @@ ROLE_OF_GROUP = {
     "ketch:proxies": "proxy",
 }
 NODE_READS = {"pods", "services", "endpoints", "endpointslices", "configmaps", "secrets", "nodes", "namespaces",
-              "leases"}
+              "leases", "persistentvolumeclaims", "persistentvolumes"}
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,14 @@ def _role_allows(role: str, r: Request, pod_node: str | None) -> bool:
     if role == "viewer":
         return r.verb in READ and r.resource != "secrets"
     if role == "controller":
-        return not (r.resource == "nodes" and r.subresource is None and r.verb in ("create", "delete"))
+        return not (r.resource == "nodes" and r.subresource is None and r.verb == "create")
     if role == "scheduler":
         return (
             (r.resource == "pods" and r.subresource in ("binding", "status"))
             or r.resource == "bindings"
             or r.resource == "events"
+            # VolumeBinding writes the chosen node into WaitForFirstConsumer claims
+            or (r.resource == "persistentvolumeclaims" and r.verb in ("patch", "update"))
             or (r.resource == "leases" and r.namespace == "kube-system")
         )
     if role == "proxy":

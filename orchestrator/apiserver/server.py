@@ -26,9 +26,12 @@ from orchestrator.apiserver.handlers import Verbs, matcher
 from orchestrator.apiserver.kubelet_client import KubeletClient
 from orchestrator.apiserver.request import JSON, Request, Route
 from orchestrator.apiserver.storage import Store
+from orchestrator.apiserver.streams import STREAM_SUBRESOURCES, WebSocketRequest
+from orchestrator.apiserver.streams import serve as serve_stream
 from orchestrator.apiserver.watch import serve_watch
 from orchestrator.apiserver.writes import Writes
 from orchestrator.metrics import Counter, Registry, answer_lifespan
+from orchestrator.streaming.asgi import WebSocket
 
 log = logging.getLogger("ketch.apiserver")
 
@@ -68,6 +71,8 @@ class APIServer:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             return await answer_lifespan(receive, send)
+        if scope["type"] == "websocket":
+            return await self.websocket(scope, receive, send)
         if scope["type"] != "http":
             return
         request = Request(scope, receive, send)
@@ -85,6 +90,24 @@ class APIServer:
             await request.error(errors.APIError(500, "InternalError", "an internal error occurred"))
         finally:
             self.in_flight -= not watching
+            self.requests_total.labels(code=str(request.status)).inc()
+
+    async def websocket(self, scope, receive, send) -> None:
+        """A WebSocket upgrade (kubectl exec and port-forward): routed as a GET; not counted in flight,
+        as a watch is not: it lasts as long as the session."""
+        ws = WebSocket(scope, receive, send)
+        if not await ws.connected():
+            return
+        request = WebSocketRequest(ws)
+        try:
+            await self.dispatch(request)
+        except errors.APIError as err:
+            await request.error(err)
+        except Exception:
+            log.exception("event=internal_error path=%s", request.path)
+            await request.error(errors.APIError(500, "InternalError", "an internal error occurred"))
+        finally:
+            await ws.close(1000)
             self.requests_total.labels(code=str(request.status)).inc()
 
     async def dispatch(self, request: Request) -> None:
@@ -178,6 +201,11 @@ class APIServer:
             raise errors.method_not_allowed()
         if route.subresource and route.subresource not in resource.subresources:
             raise errors.no_such_path(request.path)
+        if route.subresource in STREAM_SUBRESOURCES and method in ("GET", "POST"):
+            # Kubernetes asks for create on pods/exec (and attach, portforward) whatever the method,
+            # a WebSocket's GET included, so read-only users cannot run commands in pods
+            await self.authorize(request, route, "create")
+            return await serve_stream(request, route, self.store, self.settings.kubelet)
         await self.authorize(request, route, verb)
         if resource.plural == "selfsubjectaccessreviews":
             return await self.access_review(request)
@@ -193,9 +221,7 @@ class APIServer:
         if route.subresource == "eviction":
             if verb != "create":
                 raise errors.method_not_allowed()
-            budgets, _, _ = await self.store.list(BY_PATH[("policy", "v1", "poddisruptionbudgets")], route.namespace,
-                                                  resource_version="0")
-            return await self.writes.evict(request, route, budgets)
+            return await self.writes.evict(request, route)
         if route.subresource in ("binding", "log", "scale"):
             serve = {"binding": verbs.bind_request, "log": verbs.pod_log, "scale": self.writes.scale}[route.subresource]
             return await serve(request, route)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.api import selectors, timestamps, types
+from orchestrator.api import timestamps, types
 from orchestrator.api.resources import BY_PATH, Resource, storage_owner
-from orchestrator.apiserver import admission, bodies, errors, fieldvalidation, objects, patch
+from orchestrator.apiserver import admission, bodies, errors, eviction, fieldvalidation, objects, patch
 from orchestrator.apiserver.allocation import Allocator
 from orchestrator.apiserver.fieldmanager import managedfields as mf
 from orchestrator.apiserver.fieldmanager import typed
@@ -353,27 +353,16 @@ class Writes:
         updated = await self.mutate(request, route, mutate)
         await request.json(200, objects.scale_of(resource, updated))
 
-    async def evict(self, request: Request, route: Route, budgets: list[dict]) -> None:
-        """POST pods/NAME/eviction: delete the pod unless a disruption budget that selects it
-        allows no disruption now (429, as Kubernetes answers, so kubectl drain retries)."""
-        eviction = await request.body_object(msg=types.kind("policy", "v1", "Eviction"),
-                                             directive=directive_of(request))
+    async def evict(self, request: Request, route: Route) -> None:
+        """POST pods/NAME/eviction: delete the pod once its disruption budget (if any) granted it
+        (eviction.py; 429 when the budget allows no disruption now, so kubectl drain retries)."""
+        body = await request.body_object(msg=types.kind("policy", "v1", "Eviction"), directive=directive_of(request))
+        options = body.get("deleteOptions") or {}
+        dry = dry_run(request) or "All" in (options.get("dryRun") or [])
         pod = await self.store.get(route.resource, route.namespace, route.name)
-        for budget in budgets:
-            selector = (budget.get("spec") or {}).get("selector")
-            if selector is None or not selectors.labels_match(selectors.selector_requirements(selector), pod):
-                continue
-            status = budget.get("status") or {}
-            if status.get("disruptionsAllowed", 0) < 1:
-                name = budget["metadata"]["name"]
-                raise errors.APIError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
-                                      "disruption budget.", {"causes": [{"reason": "DisruptionBudget", "message": (
-                                          f"The disruption budget {name} needs {status.get('desiredHealthy', 0)} "
-                                          f"healthy pods and has {status.get('currentHealthy', 0)} currently")}]})
-        options = eviction.get("deleteOptions") or {}
+        await eviction.charge_budget(self.store, pod, dry)
         await self.remove(Route(route.resource, route.namespace, route.name, None), options,
-                          options.get("gracePeriodSeconds", -1), options.get("propagationPolicy") or "Background",
-                          dry_run(request) or "All" in (options.get("dryRun") or []))
+                          options.get("gracePeriodSeconds", -1), options.get("propagationPolicy") or "Background", dry)
         await request.json(201, errors.success(code=201))
 
 

@@ -55,7 +55,11 @@ class WorkQueue:
 
     async def get(self) -> str:
         while not self.queue:
-            self.ready = trio.Event()
+            # Idle workers share one event; only a set one is replaced. (Replacing it on every wait
+            # orphaned the workers already waiting: they slept forever, and a kubelet was left with
+            # one worker, every pod behind a 30 s grace period.)
+            if self.ready.is_set():
+                self.ready = trio.Event()
             await self.ready.wait()
         key = self.queue.popleft()
         self.queued.discard(key)

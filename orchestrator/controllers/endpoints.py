@@ -78,6 +78,9 @@ class EndpointsController(Controller):
             address = {"ip": pod["status"]["podIP"], "nodeName": pods.node_name(pod),
                        "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod["metadata"]["name"],
                                      "uid": pod["metadata"]["uid"]}}
+            hostname = pods.endpoint_hostname(pod, name)
+            if hostname:
+                address["hostname"] = hostname
             subset = subsets.setdefault(resolved, {"addresses": [], "notReadyAddresses": [],
                                                    "ports": [{"name": n, "port": number, "protocol": proto}
                                                              for n, number, proto in resolved]})
@@ -87,7 +90,8 @@ class EndpointsController(Controller):
             endpoints.append({"addresses": [pod["status"]["podIP"]],
                               "conditions": {"ready": ready, "serving": is_ready(pod),
                                              "terminating": bool(pod["metadata"].get("deletionTimestamp"))},
-                              "nodeName": address["nodeName"], "targetRef": address["targetRef"]})
+                              "nodeName": address["nodeName"], "targetRef": address["targetRef"],
+                              **({"hostname": hostname} if hostname else {})})
         owner = [{"apiVersion": "v1", "kind": "Service", "name": name, "uid": service["metadata"]["uid"],
                   "controller": True, "blockOwnerDeletion": True}]
         cleaned = [{k: v for k, v in s.items() if v} for s in subsets.values()]

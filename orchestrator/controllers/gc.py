@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import trio
 
-from orchestrator.api.resources import OWNS_STORAGE
+from orchestrator.api.resources import BY_PATH, OWNS_STORAGE
 from orchestrator.client.api import (
     DEPLOYMENTS,
     ENDPOINTSLICES,
@@ -27,8 +27,11 @@ from orchestrator.client.api import (
 )
 from orchestrator.controllers.base import Controller, ignore_missing
 
-OWNERS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "Service": SERVICES}
-DEPENDENTS = [REPLICASETS, PODS, ENDPOINTSLICES]
+JOBS = BY_PATH[("batch", "v1", "jobs")]
+OWNERS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "Service": SERVICES,
+          "StatefulSet": BY_PATH[("apps", "v1", "statefulsets")], "DaemonSet": BY_PATH[("apps", "v1", "daemonsets")],
+          "Job": JOBS, "CronJob": BY_PATH[("batch", "v1", "cronjobs")]}
+DEPENDENTS = [REPLICASETS, PODS, ENDPOINTSLICES, JOBS]
 
 
 class GarbageCollector(Controller):

@@ -10,19 +10,24 @@ IP from the node's spec.podCIDR (set by the controller manager's node IPAM; a po
 there is one). A pod being deleted on a node is removed with grace 0, as a kubelet does once its
 containers are gone. A frozen node (--freeze NAME, or the annotation ketch.dev/frozen=true
 set at any time) stops heartbeating and stops touching its pods, like a node that died.
+
+A Job's pod finishes, as kwok's default stages finish one: it runs for the seconds in its
+annotation ketch.dev/hollow-run-seconds (1 s if absent), then exits with the code in
+ketch.dev/hollow-exit-code (0 if absent): Succeeded, or Failed for another code.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass, field
 
 import trio
 
 from orchestrator.api import nodes, pods
-from orchestrator.api.meta import object_key
-from orchestrator.api.timestamps import now, now_micro
+from orchestrator.api.meta import controller_of, object_key
+from orchestrator.api.timestamps import epoch, now, now_micro
 from orchestrator.client.api import (
     LEASES,
     NODES,
@@ -36,6 +41,9 @@ from orchestrator.client.workqueue import WorkQueue
 
 log = logging.getLogger("ketch.hollow")
 FROZEN = "ketch.dev/frozen"
+RUN_SECONDS = "ketch.dev/hollow-run-seconds"
+EXIT_CODE = "ketch.dev/hollow-exit-code"
+DEFAULT_RUN_S = 1.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
@@ -54,6 +62,31 @@ def node_object(name: str, zone: str, cpu: str, memory: str, pods: int, address:
                        "nodeInfo": {"kubeletVersion": "v1.32.0-ketch-hollow", "osImage": "hollow",
                                     "kernelVersion": "hollow", "containerRuntimeVersion": "hollow://0",
                                     "operatingSystem": "linux", "architecture": "amd64"}}}
+
+
+def finishes_after(pod: dict) -> tuple[float, int] | None:
+    """(seconds it runs, exit code) for a pod that ends by itself (a Job's); None for one that runs on."""
+    owner = controller_of(pod)
+    if not owner or owner.get("kind") != "Job":
+        return None
+    annotations = pod["metadata"].get("annotations") or {}
+    try:
+        return max(0.0, float(annotations.get(RUN_SECONDS, DEFAULT_RUN_S))), int(annotations.get(EXIT_CODE, 0))
+    except ValueError:
+        return DEFAULT_RUN_S, 0
+
+
+def finished_status(pod: dict, exit_code: int, stamp: str) -> dict:
+    """The status of a pod whose containers all exited with exit_code."""
+    status = pod.get("status") or {}
+    ended = [{**c, "ready": False, "started": False, "state": {"terminated": {
+        "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": (c.get("state") or {}).get("running", {}).get("startedAt", stamp), "finishedAt": stamp}}}
+        for c in status.get("containerStatuses") or []]
+    conditions = [{**c, "status": "False", "lastTransitionTime": stamp, "reason": "PodCompleted"}
+                  if c.get("type") in ("Ready", "ContainersReady") else c for c in status.get("conditions") or []]
+    return {"phase": "Succeeded" if exit_code == 0 else "Failed", "conditions": conditions,
+            "containerStatuses": ended}
 
 
 @dataclass
@@ -96,15 +129,25 @@ class HollowNodes:
                 self._maybe_enqueue(pod)
 
     async def register(self) -> None:
+        """Register every node, retrying while the API server cannot be reached (as a kubelet does)."""
         for i, name in enumerate(self.names):
             address = str(ipaddress.IPv4Address("10.200.0.0") + i + 1)
             body = node_object(name, f"zone-{i % self.zones}", self.cpu, self.memory, self.pods, address)
-            try:
-                await self.api.create(NODES, None, body)
-            except APIStatusError as err:
-                if err.reason != "AlreadyExists":
-                    raise
-                await self.api.patch(NODES, None, name, {"status": body["status"]}, subresource="status")
+            while True:
+                try:
+                    await self._register(name, body)
+                    break
+                except Unreachable as err:
+                    log.warning("event=register_retry node=%s error=%s", name, err)
+                    await trio.sleep(1.0)
+
+    async def _register(self, name: str, body: dict) -> None:
+        try:
+            await self.api.create(NODES, None, body)
+        except APIStatusError as err:
+            if err.reason != "AlreadyExists":
+                raise
+            await self.api.patch(NODES, None, name, {"status": body["status"]}, subresource="status")
 
     async def heartbeat(self, name: str) -> None:
         spec = {"holderIdentity": name, "leaseDurationSeconds": int(max(1, self.heartbeat_s * 4)),
@@ -174,8 +217,10 @@ class HollowNodes:
                 if err.code not in (404, 409):
                     raise
             return
-        if status.get("phase") == "Running":
+        if status.get("phase") in ("Succeeded", "Failed"):
             return
+        if status.get("phase") == "Running":
+            return await self.maybe_finish(key, pod)
         node = self.nodes.get(node_name)
         ip = self.pod_ip(node or {}, key)
         if ip is None:
@@ -209,6 +254,31 @@ class HollowNodes:
         }
         try:
             await self.api.patch(PODS, meta["namespace"], meta["name"], {"status": status}, subresource="status")
+        except APIStatusError as err:
+            if err.code != 404:
+                raise
+        ending = finishes_after(pod)
+        if ending is not None:
+            self.queue.add_after(key, ending[0])
+
+    async def maybe_finish(self, key: str, pod: dict) -> None:
+        ending = finishes_after(pod)
+        started = epoch((pod.get("status") or {}).get("startTime"))
+        if ending is None or started is None:
+            return
+        left_s = started + ending[0] - time.time()
+        if left_s > 0:
+            self.queue.add_after(key, left_s)
+            return
+        meta = pod["metadata"]
+        try:
+            await self.api.patch(
+                PODS,
+                meta["namespace"],
+                meta["name"],
+                {"status": finished_status(pod, ending[1], now())},
+                subresource="status",
+            )
         except APIStatusError as err:
             if err.code != 404:
                 raise

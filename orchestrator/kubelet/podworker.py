@@ -111,11 +111,12 @@ class PodActions:
         pod, now = record.pod, time.time()
         meta, spec = pod["metadata"], pod.get("spec") or {}
         try:
-            pod_volumes = volumes.pod_volumes(pod)  # refuses a bad spec before anything is made
+            pod_volumes = volumes.pod_volumes(pod, self.k.claim_path)  # refuses a bad spec before anything is made
             pod_resources = resources(containerconfig.pod_resources(pod))
         except (volumes.VolumeError, ConfigError) as err:
-            record.pod_failure = _failed(record.pod_failure, "FailedMount" if isinstance(err, volumes.VolumeError)
-                                         else "FailedCreatePodSandBox", str(err), now, permanent=True)
+            mount = isinstance(err, volumes.VolumeError)
+            record.pod_failure = _failed(record.pod_failure, "FailedMount" if mount else "FailedCreatePodSandBox",
+                                         str(err), now, permanent=err.permanent if mount else True)
             self.event(record, "Warning", record.pod_failure.reason, str(err))
             return
         try:
@@ -154,7 +155,7 @@ class PodActions:
     async def set_up_volumes(self, record: PodRecord, pod_volumes: dict[str, volumes.Volume] | None = None) -> None:
         """Make or refresh every volume (API data volumes are rewritten only when changed)."""
         pod = record.pod
-        pod_volumes = volumes.pod_volumes(pod) if pod_volumes is None else pod_volumes
+        pod_volumes = volumes.pod_volumes(pod, self.k.claim_path) if pod_volumes is None else pod_volumes
         dirs = self.volume_dirs(record, pod_volumes)
         facts = self.k.pod_facts(record.net.ip if record.net else "")
         limit = containerconfig.pod_resources(pod).memory_limit_bytes
@@ -212,7 +213,7 @@ class PodActions:
             plan = containerconfig.container_plan(
                 pod, spec, ImageFacts(list(image.entrypoint), list(image.cmd), list(image.env), image.working_dir),
                 self.k.pod_facts(record.net.ip if record.net else ""), self.k.configmap, self.k.secret,
-                volumes.pod_volumes(pod), record.volume_dirs)
+                volumes.pod_volumes(pod, self.k.claim_path), record.volume_dirs)
             mounts = [rt.Mount(volume_disk.checked_sub_path(m), m.container_path, m.read_only) for m in plan.mounts]
         except (ConfigError, volumes.VolumeError) as err:
             record.failures[name] = _failed(previous, "CreateContainerConfigError", str(err), now)

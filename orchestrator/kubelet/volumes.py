@@ -3,7 +3,9 @@ mounts it (pure; atomic_writer.py and the pod worker touch the disk).
 
 Rules kept (Kubernetes' volume plugins and validation):
 - Supported: emptyDir (medium "" or Memory, the latter a tmpfs), configMap, secret,
-  downwardAPI, projected (configMap, secret and downwardAPI sources) and hostPath. Anything else
+  downwardAPI, projected (configMap, secret and downwardAPI sources), hostPath and
+  persistentVolumeClaim (the bound volume's directory on this node, made if missing, as the
+  local-path provisioner's volumes are; a claim not yet bound is waited for). Anything else
   is refused with a message naming the volume, before the host is touched.
 - configMap/secret/downwardAPI/projected files: every key (or the listed `items`) becomes a file
   with defaultMode (0644) or the item's mode; an item path must descend from the volume (not
@@ -19,6 +21,7 @@ Rules kept (Kubernetes' volume plugins and validation):
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.kubelet.envvars import (
@@ -35,7 +38,7 @@ DEFAULT_MODE = 0o644
 PLUGIN_DIRS = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
                "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
                "projected": "kubernetes.io~projected"}
-SUPPORTED = (*PLUGIN_DIRS, "hostPath")
+SUPPORTED = (*PLUGIN_DIRS, "hostPath", "persistentVolumeClaim")
 API_DATA = ("configMap", "secret", "downwardAPI", "projected")
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
                    "BlockDevice")
@@ -103,8 +106,12 @@ def absolute_path(path: str, what: str) -> str:
 
 # --- the pod's volumes -----------------------------------------------------------------------------
 
-def pod_volumes(pod: dict) -> dict[str, Volume]:
-    """name -> Volume for every volume of the pod; VolumeError (permanent) for one it cannot run."""
+ClaimPath = Callable[[str, str], str]  # (namespace, claim name) -> the bound volume's directory, or VolumeError
+
+
+def pod_volumes(pod: dict, claim_path: ClaimPath | None = None) -> dict[str, Volume]:
+    """name -> Volume for every volume of the pod; VolumeError (permanent) for one it cannot run.
+    A persistentVolumeClaim becomes the hostPath of its volume (claim_path resolves it)."""
     out: dict[str, Volume] = {}
     for raw in (pod.get("spec") or {}).get("volumes") or []:
         name = raw.get("name") if isinstance(raw, dict) else None
@@ -119,9 +126,20 @@ def pod_volumes(pod: dict) -> dict[str, Volume]:
             raise VolumeError(name, f'volume "{name}": volume type {kind} is not supported by this kubelet '
                               f"(supported: {', '.join(SUPPORTED)})", permanent=True)
         spec = raw[kind] if isinstance(raw[kind], dict) else {}
+        if kind == "persistentVolumeClaim":
+            kind, spec = "hostPath", {"path": _claim_path(name, spec, pod, claim_path), "type": "DirectoryOrCreate"}
         _check_spec(name, kind, spec)
         out[name] = Volume(name, kind, spec)
     return out
+
+
+def _claim_path(name: str, spec: dict, pod: dict, claim_path: ClaimPath | None) -> str:
+    claim = spec.get("claimName")
+    if not claim:
+        raise VolumeError(name, f'volume "{name}": persistentVolumeClaim.claimName is required', permanent=True)
+    if claim_path is None:
+        raise VolumeError(name, f'volume "{name}": no claim lookup to resolve "{claim}"', permanent=False)
+    return claim_path((pod.get("metadata") or {}).get("namespace") or "default", claim)
 
 
 def _check_spec(name: str, kind: str, spec: dict) -> None:

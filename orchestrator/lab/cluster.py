@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -93,8 +94,26 @@ def start_access(state: LabState, config: ClusterConfig) -> int:
     return process.pid
 
 
+class PortInUse(OSError):
+    """The user's API port on this machine is taken (most often by another lab)."""
+
+
+def check_api_port_free(port: int) -> None:
+    """Every lab's kubeconfig points at 127.0.0.1:<port>, where its access proxy listens. If that
+    port is taken the proxy exits at once and `ketch up` would wait for an API that never
+    answers; say so before anything is created."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT left by a stopped lab is fine
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise PortInUse(f"127.0.0.1:{port}, where kubectl reaches a lab, is in use ({err.strerror}): another lab "
+                            "is probably running (`ketch status --dir DIR`, `ketch down --dir DIR`)") from None
+
+
 def create(directory: Path, config: ClusterConfig, config_path: Path, netns: bool) -> LabState:
     """Hosts, PKI and every host's `ketch node`; returns at once (the caller waits for readiness)."""
+    check_api_port_free(USER_API_PORT)
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     lab = fabric.lab_id(directory)
@@ -162,10 +181,15 @@ def wait_until(what, timeout_s: float, interval_s: float = 0.5, progress=None):
         time.sleep(interval_s)
 
 
+def kubectl_env(state: LabState) -> dict[str, str]:
+    """The environment kubectl needs to act as the lab's admin (also for a long-running `kubectl -w`)."""
+    return {**os.environ, "KUBECONFIG": str(Paths(state.directory).kubeconfig("admin")),
+            "KUBECACHEDIR": str(state.directory / "kubectl-cache")}
+
+
 def kubectl(state: LabState, *args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": str(Paths(state.directory).kubeconfig("admin")),
-           "KUBECACHEDIR": str(state.directory / "kubectl-cache")}
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=env, input=input)
+    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, env=kubectl_env(state),
+                          input=input)
 
 
 def ready_nodes(state: LabState) -> set[str]:

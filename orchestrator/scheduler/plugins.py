@@ -14,6 +14,7 @@ from orchestrator.scheduler.framework import (
     NodeInfo,
     nonzero_requests,
 )
+from orchestrator.scheduler.volumebinding import VolumeBinding, VolumeObjects
 
 
 def _selector_matches(selector: dict | None, labels: dict) -> bool:
@@ -262,11 +263,13 @@ class PodTopologySpread:
         return {name: 100 if high == low else int(100 * (value - low) / (high - low)) for name, value in scores.items()}
 
 
-def default_plugins() -> list:
+def default_plugins(volume_objects: VolumeObjects | None = None) -> list:
+    """Kubernetes' default profile; with volume_objects (claims, volumes, classes), VolumeBinding too."""
     return [
         NodeName(),
         NodeUnschedulable(),
         TaintToleration(),
+        *([VolumeBinding(volume_objects)] if volume_objects is not None else []),
         NodeAffinity(),
         NodeResourcesFit(),
         InterPodAffinity(),

@@ -23,7 +23,8 @@ import trio
 
 from orchestrator.api import pods, timestamps
 from orchestrator.api.meta import object_key
-from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable
+from orchestrator.api.volumes import SELECTED_NODE
+from orchestrator.client.api import NODES, PODS, APIClient, APIStatusError, Unreachable, resource
 from orchestrator.client.component import run_elected
 from orchestrator.client.events import EventRecorder
 from orchestrator.client.informer import InformerFactory
@@ -31,6 +32,7 @@ from orchestrator.client.workqueue import WorkQueue
 from orchestrator.metrics import Counter, Histogram, Registry
 from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
+from orchestrator.scheduler.volumebinding import check_claims
 
 log = logging.getLogger("ketch.scheduler")
 INITIAL_BACKOFF_S, MAX_BACKOFF_S = 1.0, 10.0
@@ -40,10 +42,14 @@ class Scheduler:
     def __init__(self, api: APIClient, name: str = "default-scheduler", identity: str | None = None) -> None:
         self.api, self.name = api, name
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.framework = Framework(default_plugins())
         self.factory = InformerFactory(api)
         self.nodes = self.factory.informer(NODES)
         self.pods = self.factory.informer(PODS)
+        self.claims_resource = resource("persistentvolumeclaims")
+        self.claim_informer = self.factory.informer(self.claims_resource)
+        self.volume_informer = self.factory.informer(resource("persistentvolumes"))
+        self.class_informer = self.factory.informer(resource("storageclasses", "storage.k8s.io"))
+        self.framework = Framework(default_plugins(self))
         self.events = EventRecorder(api, name)
         self.infos: dict[str, NodeInfo] = {}
         self.placed: dict[str, str] = {}  # pod uid -> node, bound or assumed
@@ -65,6 +71,19 @@ class Scheduler:
         self.metrics.gauge_of("scheduler_leader", "1 while this scheduler holds the lease.", lambda: int(self.leading))
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        for informer in (self.claim_informer, self.volume_informer, self.class_informer):
+            informer.add_handler(lambda _: self._cluster_changed(), lambda old, new: self._cluster_changed(), None)
+
+    # --- what VolumeBinding reads (scheduler/volumebinding.py's VolumeObjects) -----------------------
+
+    def claim(self, namespace: str, name: str) -> dict | None:
+        return self.claim_informer.get(f"{namespace}/{name}")
+
+    def volume(self, name: str) -> dict | None:
+        return self.volume_informer.get(name)
+
+    def classes(self) -> list[dict]:
+        return self.class_informer.items()
 
     # --- cache from informers -----------------------------------------------------------------
 
@@ -203,6 +222,7 @@ class Scheduler:
     async def _bind(self, pod: dict, node: str) -> None:
         key, uid = object_key(pod), pod["metadata"]["uid"]
         try:
+            await self.select_node_for_claims(pod, node)
             await self.api.bind(pod, node)
         except (APIStatusError, Unreachable) as err:
             log.warning("event=bind_failed pod=%s node=%s error=%s", key, node, err)
@@ -218,6 +238,13 @@ class Scheduler:
         self.events.record(
             pod, "Pod", "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}"
         )
+
+    async def select_node_for_claims(self, pod: dict, node: str) -> None:
+        """PreBind of VolumeBinding: each WaitForFirstConsumer claim learns the node its volume goes on."""
+        for claim in check_claims(pod, self).delayed:
+            if (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) != node:
+                await self.api.patch(self.claims_resource, claim["metadata"]["namespace"], claim["metadata"]["name"],
+                                     {"metadata": {"annotations": {SELECTED_NODE: node}}})
 
     async def _mark_unschedulable(self, pod: dict, message: str) -> None:
         meta = pod["metadata"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -61,3 +62,23 @@ def test_ketch_up_in_loopback_serves_kubectl_and_down_stops_every_process(tmp_pa
     assert down.returncode == 0, down.stdout + down.stderr
     leftovers = subprocess.run(["pgrep", "-f", str(lab)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left behind: {leftovers}"
+
+
+def test_ketch_up_refuses_at_once_when_the_port_kubectl_uses_is_taken(tmp_path):
+    """Every lab's kubeconfig points at 127.0.0.1:6443; with that port taken (another lab), `ketch up`
+    used to start everything and then wait 240 s for an API that could never answer."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", 6443))
+        holder.listen()
+    except OSError:
+        pass  # another lab holds it: the very situation under test
+    lab = tmp_path / "lab"
+    try:
+        up = ketch("up", "--dir", str(lab), "--isolation", "loopback", "--control-planes", "1", "--workers", "0",
+                   "--detach", timeout=60)
+    finally:
+        holder.close()
+    output = up.stdout + up.stderr
+    assert up.returncode == 1 and "127.0.0.1:6443" in output and "in use" in output, output
+    assert not (lab / "lab.json").exists(), "nothing was started"

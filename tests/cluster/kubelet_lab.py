@@ -90,7 +90,8 @@ class KubeletLab:
         pki = self.pki
         self.control["controller-manager"] = self.lab.start(h1, "controller-manager", KETCH + [
             "controller-manager", "--kubeconfig", str(pki / "controller-manager.kubeconfig"),
-            "--node-monitor-grace-seconds", "8"])
+            "--node-monitor-grace-seconds", "8", "--local-path-root", str(self.work / "local-path"),
+            "--horizontal-pod-autoscaler-sync-seconds", "5"])
         self.control["scheduler"] = self.lab.start(h1, "scheduler", KETCH + [
             "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig")])
 
@@ -133,12 +134,18 @@ class KubeletLab:
 
     # --- asking the cluster -----------------------------------------------------------------------
 
+    def kubectl_env(self, cache: str = "kubectl-cache") -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.pki / "admin.kubeconfig"), "KUBECACHEDIR": str(self.work / cache)}
+
+    def kubectl_argv(self, *args: str, binary: str = "kubectl") -> list[str]:
+        """kubectl (or another minor's binary) inside h1, where the API server's address is."""
+        return ["ip", "netns", "exec", self.control_host.netns, binary, *args]
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.pki / "admin.kubeconfig"),
-               "KUBECACHEDIR": str(self.work / "kubectl-cache")}
-        result = subprocess.run(["ip", "netns", "exec", self.control_host.netns, "kubectl", *args], input=input,
-                                capture_output=True, text=True, timeout=timeout, env=env)
+                timeout: float = 60, binary: str = "kubectl") -> subprocess.CompletedProcess:
+        cache = "kubectl-cache" if binary == "kubectl" else f"kubectl-cache-{Path(binary).name}"
+        result = subprocess.run(self.kubectl_argv(*args, binary=binary), input=input, capture_output=True,
+                                text=True, timeout=timeout, env=self.kubectl_env(cache))
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result

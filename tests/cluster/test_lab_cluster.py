@@ -11,17 +11,16 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from orchestrator.lab import cluster as lab_cluster
 from orchestrator.lab.cluster_chaos import ClusterFault, LabFaults
 from orchestrator.lab.node import read_run_file
+from tests.cluster.ketch_lab import KETCH, ketch_up, wait_for
 
 pytestmark = pytest.mark.cluster
 
-KETCH = [sys.executable, "-m", "orchestrator.cli"]
 KUBECTL_BOUND_S = 15.0  # the lab's stated bound: kubectl answers within this while one fault runs
 CONVERGE_S = 120.0
 
@@ -29,33 +28,12 @@ CONVERGE_S = 120.0
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     directory = tmp_path_factory.mktemp("lab") / "k"
-    up = subprocess.run([*KETCH, "up", "--dir", str(directory), "--control-planes", "3", "--workers", "2",
-                         "--detach", "--demo"], capture_output=True, text=True, timeout=400)
-    try:
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        yield lab_cluster.LabState.load(directory), up.stdout
-    finally:
-        state = lab_cluster.LabState.load(directory) if (directory / "lab.json").exists() else None
-        down = subprocess.run([*KETCH, "down", "--dir", str(directory)], capture_output=True, text=True, timeout=120)
-        assert down.returncode == 0 or state is None, down.stderr
-        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert state is None or state.lab not in namespaces, f"namespaces left: {namespaces}"
-        assert not subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True).stdout.split()
-        assert str(directory) not in Path("/proc/mounts").read_text()
+    with ketch_up(directory, "--control-planes", "3", "--workers", "2", "--demo") as (state, output):
+        yield state, output
 
 
 def kubectl(state, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return lab_cluster.kubectl(state, *args, timeout=timeout)
-
-
-def wait_for(what, timeout_s: float, description: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {description}")
 
 
 def test_up_runs_the_demo_and_kubectl_sees_every_node(lab):

@@ -38,6 +38,18 @@ class Cluster:
     def component(self, *args: str):
         return self.plane.start_component(args[0], *args)
 
+    def lease_holder(self, lease: str) -> str:
+        return self.json("get", "lease", "-n", "kube-system", lease)["spec"].get("holderIdentity") or ""
+
+    def leader_process(self, lease: str, not_among=()):
+        """The process of this plane holding the kube-system lease (its identity ends in -PID),
+        once one outside not_among holds it."""
+        def found():
+            holder = self.lease_holder(lease)
+            return next((p for p in self.plane.processes if p not in not_among and p.poll() is None
+                         and holder.endswith(f"-{p.pid}")), None)
+        return self.wait(found, 30)
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):

@@ -80,15 +80,9 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
     )
     standby_scheduler = cluster.component("scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
 
-    def holders() -> dict | None:
-        """Both leases held by the first instances (started with the cluster), not by the standbys."""
-        found = {name: cluster.json("get", "lease", "-n", "kube-system", name)["spec"].get("holderIdentity", "")
-                 for name in ("kube-controller-manager", "kube-scheduler")}
-        standbys = (f"-{standby_manager.pid}", f"-{standby_scheduler.pid}")
-        return found if all(h and not h.endswith(standbys) for h in found.values()) else None
-    leases = cluster.wait(holders, 30)
-    leaders = [p for p in cluster.plane.processes if any(leases[n].endswith(f"-{p.pid}") for n in leases)]
-    assert len(leaders) == 2, leases
+    standbys = (standby_manager, standby_scheduler)
+    leaders = [cluster.leader_process(lease, not_among=standbys) for lease in ("kube-controller-manager",
+                                                                               "kube-scheduler")]
     for process in leaders:
         os.kill(process.pid, signal.SIGKILL)  # no clean release: the standby must wait out the lease
     started = time.monotonic()
@@ -97,8 +91,7 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
     took = time.monotonic() - started
     assert took < 30, f"the standbys took {took:.1f} s"
     for name, process in (("kube-controller-manager", standby_manager), ("kube-scheduler", standby_scheduler)):
-        holder = cluster.json("get", "lease", "-n", "kube-system", name)["spec"]["holderIdentity"]
-        assert holder.endswith(f"-{process.pid}")
+        assert cluster.lease_holder(name).endswith(f"-{process.pid}")
     # nothing created twice: once the new leader has observed its work as done (status caught up with
     # the spec), there is exactly one ReplicaSet and four pods
     cluster.wait(lambda: settled(cluster.json("get", "deploy", "after-failover")), 30)

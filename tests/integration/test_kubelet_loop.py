@@ -233,8 +233,7 @@ async def test_specs_the_kubelet_cannot_run_get_an_event_and_a_reason_and_change
     escape = tmp_path / "escape-target"
     async with kubelet_running(plane, runtime, tmp_path, free_port()), admin(plane) as api:
         cases = {
-            "pvc": ({"name": "v", "persistentVolumeClaim": {"claimName": "x"}},
-                    "persistentVolumeClaim is not supported"),
+            "nfs": ({"name": "v", "nfs": {"server": "nas", "path": "/export"}}, "nfs is not supported"),
             "hostpath": ({"name": "v", "hostPath": {"path": f"{tmp_path}/../{tmp_path.name}/escape-target",
                                                      "type": "DirectoryOrCreate"}}, "must not contain '..'"),
         }
@@ -256,8 +255,8 @@ async def test_specs_the_kubelet_cannot_run_get_an_event_and_a_reason_and_change
                 return waiting if waiting.get("reason") == "CreateContainerConfigError" else None
             waiting = await wait_for(refused)
             assert message in waiting["message"], (name, waiting)
-        described = (await kubectl(plane, "describe", "pod", "pvc")).stdout
-        assert "FailedMount" in described and "persistentVolumeClaim is not supported" in described
+        described = (await kubectl(plane, "describe", "pod", "nfs")).stdout
+        assert "FailedMount" in described and "volume type nfs is not supported" in described
         assert not escape.exists() and runtime.started == []
         await api.create(resource("configmaps"), "default", {"metadata": {"name": "settings"}, "data": {"x": "1"}})
         assert await wait_for(lambda: _phase(api, "config", "Running"), timeout_s=40)

@@ -19,27 +19,7 @@ from orchestrator.kubelet.model import (
     StartContainer,
     TeardownSandbox,
 )
-
-
-class ImageNotFound(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    id: str
-    pod_uid: str
-    name: str
-    attempt: int
-    image: str
-    image_id: str
-    state: str
-    pid: int | None
-    started_at: float | None
-    finished_at: float | None
-    exit_code: int | None
-    reason: str
-    log_path: str
+from orchestrator.kubelet.runtime.base import ContainerState, ImageNotFound
 
 
 @dataclass

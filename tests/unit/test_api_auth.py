@@ -17,6 +17,7 @@ VIEWER = User("viewer", "2", ("ketch:viewers",))
 SCHEDULER = User("system:kube-scheduler", "3", ("ketch:schedulers",))
 NODE = User("system:node:n1", "4", ("system:nodes",))
 NOBODY = User("nobody", "5", ())
+CONTROLLERS = User("system:kube-controller-manager", "6", ("ketch:controllers",))
 
 
 def can(user, verb, resource, namespace="default", name=None, subresource=None, pod_node=None):
@@ -40,6 +41,11 @@ def test_the_scheduler_binds_but_does_not_create_pods():
     assert can(SCHEDULER, "create", "pods", name="p", subresource="binding")
     assert can(SCHEDULER, "create", "bindings")
     assert not can(SCHEDULER, "create", "pods") and not can(SCHEDULER, "delete", "deployments", name="d")
+
+
+def test_controllers_delete_nodes_whose_host_is_gone_but_never_create_one():
+    assert can(CONTROLLERS, "delete", "nodes", None, "worker-2")  # the lab cloud controller's "instance gone"
+    assert not can(CONTROLLERS, "create", "nodes", None)
 
 
 def test_a_node_writes_only_its_own_node_lease_and_bound_pods():

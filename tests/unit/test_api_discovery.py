@@ -82,3 +82,14 @@ def test_patch_bodies_by_type():
     with pytest.raises(errors.APIError) as err:
         bodies.decode_patch(b"{}", "application/xml")
     assert err.value.code == 415 and "application/apply-patch+yaml" in err.value.message
+
+
+@pytest.mark.parametrize("name, kind", [("exec", "PodExecOptions"), ("attach", "PodAttachOptions"),
+                                        ("portforward", "PodPortForwardOptions")])
+def test_the_streaming_subresources_are_discovered_as_kubernetes_lists_them(name, kind):
+    legacy = {r["name"]: r for r in discovery.resource_list("", "v1")["resources"]}
+    assert legacy[f"pods/{name}"]["kind"] == kind and legacy[f"pods/{name}"]["verbs"] == ["create", "get"]
+    core = discovery.aggregated(core=True)["items"][0]["versions"][0]["resources"]
+    pods = next(r for r in core if r["resource"] == "pods")
+    assert {"subresource": name, "responseKind": {"group": "", "version": "v1", "kind": kind},
+            "verbs": ["create", "get"]} in pods["subresources"]

@@ -50,7 +50,9 @@ def test_forbid_skips_while_a_job_is_active_and_allow_does_not():
     running = job("tick-old")
     active = {"active": [{"name": "tick-old"}], "lastScheduleTime": stamp(T0)}
     now = T0 + timedelta(minutes=1, seconds=1)
-    assert plan(cronjob(concurrencyPolicy="Forbid", status=active), [running], now).create is None
+    forbidden = plan(cronjob(concurrencyPolicy="Forbid", status=active), [running], now)
+    assert forbidden.create is None
+    assert [reason for _, reason, _ in forbidden.events] == ["JobAlreadyActive"]
     assert plan(cronjob(concurrencyPolicy="Allow", status=active), [running], now).create is not None
 
 

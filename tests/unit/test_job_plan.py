@@ -160,6 +160,14 @@ def test_indexed_job_runs_each_index_once_with_its_index():
     assert parse_indexes(later.status["completedIndexes"]) == {0, 2}
 
 
+def test_a_second_success_of_a_completed_index_is_not_counted_again():
+    status = {"completedIndexes": "0", "succeeded": 1,
+              "uncountedTerminatedPods": {"succeeded": ["uid-pi-0b"], "failed": []}}
+    result = plan(job(completions=2, parallelism=2, completionMode="Indexed", status=status),
+                  [pod("pi-0b", "Succeeded", index=0, finalizer=False)], NOW)
+    assert result.status["succeeded"] == 1 and result.status["completedIndexes"] == "0"
+
+
 def test_suspend_deletes_active_pods_and_resume_restarts_the_clock():
     suspended = plan(job(completions=2, suspend=True, status={"startTime": "x"}), [pod("r")], NOW)
     assert suspended.delete == ["r"] and "startTime" not in suspended.status

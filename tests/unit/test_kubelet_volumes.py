@@ -73,7 +73,8 @@ def test_bad_items_are_refused_for_good(spec, message):
 
 
 @pytest.mark.parametrize("volume,message", [
-    ({"name": "v", "persistentVolumeClaim": {"claimName": "x"}}, "volume type persistentVolumeClaim is not supported"),
+    ({"name": "v", "nfs": {"server": "nas", "path": "/export"}}, "volume type nfs is not supported"),
+    ({"name": "v", "persistentVolumeClaim": {}}, "persistentVolumeClaim.claimName is required"),
     ({"name": "v", "hostPath": {"path": "/var/../etc"}}, "must not contain '..'"),
     ({"name": "v", "hostPath": {"path": "relative/dir"}}, "must be an absolute path"),
     ({"name": "v", "hostPath": {"path": "/tmp", "type": "Wormhole"}}, "hostPath.type 'Wormhole' is not one of"),

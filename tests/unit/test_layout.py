@@ -57,6 +57,12 @@ def test_orchestrator_api_is_pure_standard_library():
     assert offenders(sources("orchestrator/api"), foreign) == []
 
 
+def test_the_container_shim_needs_only_the_standard_library():
+    """The kubelet starts it as a file in isolated mode (`python -I -S shim.py`), without site-packages."""
+    shim = ROOT / "orchestrator/kubelet/runtime/shim.py"
+    assert offenders([shim], lambda n: n.split(".")[0] not in sys.stdlib_module_names | {"__future__"}) == []
+
+
 def test_nothing_outside_the_api_server_imports_it():
     outside = [p for p in sources("orchestrator", "netproxy", "kvstore", "bench")
                if "apiserver" not in p.relative_to(ROOT).parts and p != ROOT / "orchestrator" / "cli.py"]
@@ -65,9 +71,16 @@ def test_nothing_outside_the_api_server_imports_it():
 
 def test_the_api_server_uses_only_the_store_the_object_layer_and_the_http_connection():
     allowed = ("kvstore", "orchestrator.api", "orchestrator.apiserver", "orchestrator.client.transport",
-               "orchestrator.metrics")
+               "orchestrator.metrics", "orchestrator.streaming")
     assert offenders(sources("orchestrator/apiserver"),
                      lambda n: within(n, "orchestrator", "netproxy") and not within(n, *allowed)) == []
+
+
+def test_the_streaming_protocols_import_nothing_else_of_ketch():
+    """The API server (relay) and the kubelet (endpoints) both use orchestrator.streaming: it must
+    not lean on either."""
+    assert offenders(sources("orchestrator/streaming"), lambda n: within(n, "kvstore", "orchestrator", "netproxy")
+                     and not within(n, "orchestrator.streaming")) == []
 
 
 def test_components_and_netproxy_talk_to_the_cluster_only_through_the_client():

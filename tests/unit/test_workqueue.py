@@ -64,3 +64,23 @@ async def test_a_failing_key_comes_back_after_a_growing_backoff(autojump_clock):
     gaps = [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)]
     assert len(times) == 4 and queue.errors == 3 and queue.failures == {}
     assert gaps == [0.02, 0.04, 0.08]  # exactly the doubling back-off, on the virtual clock
+
+
+async def test_every_idle_worker_takes_a_key_added_while_the_others_are_busy(autojump_clock):
+    """Four workers, four keys added one after another, each handler busy until released: all
+    four run at once (a kubelet's pod waiting out its grace period must not hold up the next)."""
+    queue = WorkQueue("t")
+    running, release = [], trio.Event()
+
+    async def handle(key):
+        running.append(key)
+        await release.wait()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run, handle, 4)
+        await trio.sleep(0.1)
+        for key in "abcd":
+            queue.add(key)
+            await trio.sleep(0.1)
+        assert sorted(running) == ["a", "b", "c", "d"]
+        release.set()
+        nursery.cancel_scope.cancel()

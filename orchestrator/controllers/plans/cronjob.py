@@ -112,7 +112,11 @@ def plan(cronjob: dict, jobs: list[dict], now: datetime) -> CronPlan:
     active = [ref["name"] for ref in status.get("active") or []]
     policy = spec.get("concurrencyPolicy", "Allow")
     if policy == "Forbid" and active:
-        return result  # not started; looked at again when the active Job finishes or at the next time
+        # not started; looked at again when the active Job finishes (the missed time may start
+        # then, unless startingDeadlineSeconds has passed) or at the next time
+        result.events.append(("Normal", "JobAlreadyActive",
+                              "Not starting job because prior execution is running and concurrency policy is Forbid"))
+        return result
     if policy == "Replace":
         for job in active:
             result.delete.append(job)

@@ -169,10 +169,13 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
         for uid in uncounted[outcome]:
             pod = by_uid.get(uid)
             if pod is None or TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
+                index = pod_index(pod) if key == "succeeded" and pod is not None else None
+                done = parse_indexes(status.get("completedIndexes"))
+                if index in done:
+                    continue  # a second success of an index already complete is not counted again
                 status[key] = status.get(key, 0) + 1
-                if key == "succeeded" and pod is not None and pod_index(pod) is not None:
-                    done = parse_indexes(status.get("completedIndexes")) | {pod_index(pod)}
-                    status["completedIndexes"] = format_indexes(done)
+                if index is not None:
+                    status["completedIndexes"] = format_indexes(done | {index})
             else:
                 keep.append(uid)
         uncounted[outcome] = keep

@@ -98,7 +98,10 @@ class RuncRuntime(RuntimeCore):
     def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool):
         self._require_running(container_id)
         if tty:
-            return execs.with_console_socket(self.runc() + ["exec", "-t"], [container_id, *argv])
+            # runc takes --console-socket only with --detach (then nobody can wait for the exit code);
+            # attached, runc relays its own terminal to the one it makes inside the container and
+            # passes a resize on (SIGWINCH), so its terminal is our pseudo-terminal
+            return execs.with_pty(self.runc() + ["exec", "-t", container_id, *argv])
         return execs.with_pipes(self.runc() + ["exec", container_id, *argv], stdin=stdin)
 
     def _require_running(self, container_id: str) -> None:

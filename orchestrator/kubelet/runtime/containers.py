@@ -40,6 +40,9 @@ from orchestrator.processes import alive
 
 SAFE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 START_TIMEOUT_S = 10.0
+# The shim needs only the standard library: run as a file in isolated mode it starts in ~15 ms
+# instead of ~40 ms through `-m` (the package imports and site), once per container started.
+SHIM = ["-I", "-S", str(Path(__file__).with_name("shim.py"))]
 
 
 def _read(path: Path) -> dict | None:
@@ -148,7 +151,7 @@ class RuntimeCore:
                      "image": cfg.image, "image_id": image.image_id, "log_path": str(log),
                      "cgroup": group.relative, "created_at": time.time()}
             (directory / "state.json").write_text(json.dumps(state))
-            subprocess.run([sys.executable, "-m", "orchestrator.kubelet.runtime.shim", str(directory)], check=True,
+            subprocess.run([sys.executable, *SHIM, str(directory)], check=True,
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True, timeout=30)
             deadline = time.monotonic() + START_TIMEOUT_S

@@ -17,6 +17,7 @@ ErrImagePull with this store's hint.
 from __future__ import annotations
 
 import fcntl
+import functools
 import gzip
 import hashlib
 import io
@@ -106,8 +107,7 @@ class ImageStore:
         name = repository(ref)
         if name == "busybox" and normalise(ref) not in self._refs():
             self.rootfs(ref)
-            return ImageConfig(ref, "sha256:" + hashlib.sha256(BUSYBOX_BINARY.read_bytes()).hexdigest(),
-                               [], ["sh"], [DEFAULT_PATH], "")
+            return ImageConfig(ref, _busybox_id(BUSYBOX_BINARY.stat().st_mtime_ns), [], ["sh"], [DEFAULT_PATH], "")
         if name == "host":
             return ImageConfig(ref, "sha256:" + "0" * 64, [], ["sh"], [DEFAULT_PATH], "")
         entry = self._refs().get(normalise(ref))
@@ -223,6 +223,13 @@ class ImageStore:
         if not imported:
             raise ImageImportError(f"{layout}/index.json lists no image")
         return imported
+
+
+@functools.lru_cache(maxsize=4)
+def _busybox_id(mtime_ns: int) -> str:
+    """The built-in busybox's image id: its binary's digest, hashed once per binary (a pod start
+    hashed the 2 MB binary again, from every pod worker's thread at once)."""
+    return "sha256:" + hashlib.sha256(BUSYBOX_BINARY.read_bytes()).hexdigest()
 
 
 def image_name(annotations: dict, name: str | None, digest: str) -> str:

@@ -1,5 +1,5 @@
-"""The per-container supervisor (like containerd's shim or conmon): `python -m
-orchestrator.kubelet.runtime.shim DIR`.
+"""The per-container supervisor (like containerd's shim or conmon): `python -I -S shim.py DIR`
+(standard library only, so it starts fast).
 
 It owns the container's stdout and stderr, writes them to the log in the CRI format
 (`2026-01-02T03:04:05.123456789Z stdout F text`, `P` for a partial line), waits for the

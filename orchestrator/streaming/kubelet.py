@@ -1,0 +1,91 @@
+"""The kubelet's streaming endpoints (adapter), mounted by orchestrator/kubelet/server.py:
+
+    GET /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
+        WebSocket, v5.channel.k8s.io or v4.channel.k8s.io (exec_session.py)
+    GET /attach/{namespace}/{pod}/{container}       the same protocols; the runtime says 501
+    GET /portForward/{namespace}/{pod}               WebSocket, SPDY/3.1+portforward.k8s.io
+
+`pod_streams` is the kubelet's seam (orchestrator/kubelet/streams.py): exec() -> ExecProcess,
+connect(namespace, pod, port) -> trio stream, errors as StreamTargetError(code, reason, message).
+SPDY/3.1 over a plain HTTP upgrade (kubectl 1.29 and older for exec, 1.30 and older for
+port-forward) is answered with a 400 Status naming the protocols served: Hypercorn hands an app
+no raw connection to switch to SPDY on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from orchestrator.streaming import channels, exec_session, forward_session
+from orchestrator.streaming.asgi import WebSocket
+
+log = logging.getLogger("ketch.streaming.kubelet")
+EXEC_KINDS = ("exec", "attach")
+
+
+def _target(path: str) -> tuple[str, list[str]]:
+    parts = path.strip("/").split("/")
+    return parts[0], parts[1:]
+
+
+def kubelet_app(pod_streams):
+    async def app(scope, receive, send) -> None:
+        kind, parts = _target(scope.get("path", ""))
+        if scope["type"] == "http":
+            return await _http_refusal(send, kind)
+        if scope["type"] != "websocket":
+            return
+        ws = WebSocket(scope, receive, send)
+        if not await ws.connected():
+            return
+        try:
+            if kind in EXEC_KINDS and len(parts) == 3 and all(parts):
+                return await _exec(ws, pod_streams, kind, *parts)
+            if kind == "portForward" and len(parts) == 2 and all(parts):
+                return await _port_forward(ws, pod_streams, *parts)
+        except channels.ChannelError as err:
+            return await ws.deny(400, channels.failure_status(400, "BadRequest", str(err)))
+        except Exception as err:  # a StreamTargetError from the seam, or the runtime's failure to start
+            code, reason = getattr(err, "code", 500), getattr(err, "reason", "InternalError")
+            if code == 500:
+                log.info("event=stream_failed path=%s error=%s", scope.get("path"), err)
+            return await ws.deny(code, channels.failure_status(code, reason, str(err)))
+        await ws.deny(404, channels.failure_status(404, "NotFound", f"the kubelet has no {scope.get('path')}; "
+                                                   "expected /exec/NS/POD/CONTAINER or /portForward/NS/POD"))
+    return app
+
+
+async def _http_refusal(send, kind: str) -> None:
+    body = json.dumps(channels.failure_status(400, "BadRequest", channels.websocket_only(kind))).encode()
+    await send({"type": "http.response.start", "status": 400, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _exec(ws: WebSocket, pod_streams, kind: str, namespace: str, pod: str, container: str) -> None:
+    protocol = channels.choose(ws.offered, channels.EXEC_PROTOCOLS)
+    if protocol is None:
+        raise channels.ChannelError(channels.websocket_only(kind))
+    query = ws.scope.get("query_string", b"").decode()
+    options = channels.exec_options(query, attach=kind == "attach")
+    if kind == "attach":
+        await pod_streams.attach(namespace, pod, container, stdin=options.stdin, tty=options.tty)
+    process = await pod_streams.exec(namespace, pod, container, options.command, stdin=options.stdin,
+                                     tty=options.tty)
+    log.info("event=exec pod=%s/%s container=%s command=%s tty=%s", namespace, pod, container,
+             options.command[:1], options.tty)
+    await ws.accept(protocol)
+    await exec_session.run(ws, process, options, protocol)
+
+
+async def _port_forward(ws: WebSocket, pod_streams, namespace: str, pod: str) -> None:
+    if channels.choose(ws.offered, (channels.PORT_FORWARD_TUNNEL,)) is None:
+        raise channels.ChannelError(channels.websocket_only("portForward"))
+    async def connect(port: int):
+        return await pod_streams.connect(namespace, pod, port)
+
+    def describe(port: int, err: Exception) -> str:
+        return str(err) if getattr(err, "code", None) else f"error forwarding port {port} to pod {pod}: {err}"
+    await ws.accept(channels.PORT_FORWARD_TUNNEL)
+    await forward_session.run(ws, connect, describe)

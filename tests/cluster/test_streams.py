@@ -1,0 +1,151 @@
+"""`kubectl exec` and `kubectl port-forward` against a real control plane and a real kubelet with
+runc, kubectl running inside lab host h1 (KubeletLab): exit codes reach kubectl's own exit code,
+stdin reaches the command, a terminal gets kubectl's window size, a container that is not running
+is refused with a message, an old kubectl is told which protocols are served, and port-forward
+carries HTTP to a busybox httpd in the pod for a Python socket in h1."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+from tests.cluster.kubelet_lab import KubeletLab
+from tests.cluster.test_kubelet import HTTPD, _runtime_missing, pod, ready
+
+pytestmark = pytest.mark.cluster
+MINORS = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
+
+
+def minor(number: int) -> str:
+    binary = MINORS.format(number)
+    if not os.path.exists(binary):
+        pytest.skip(f"{binary} is not installed")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = _runtime_missing()
+    if missing:
+        pytest.skip(missing)
+    cluster = KubeletLab.create(tmp_path_factory.mktemp("streams-cluster"), workers=1, runtime="runc")
+    try:
+        cluster.apply(pod("web", None, {"name": "web", "image": "busybox", "command": ["sh", "-c", HTTPD]}))
+        cluster.apply(pod("stuck", None, {"name": "main", "image": "busybox", "command": ["sleep", "3600"]},
+                          initContainers=[{"name": "wait", "image": "busybox", "command": ["sleep", "3600"]}]))
+        cluster.wait(lambda: ready(cluster.pod("web")), 90, "pod web Ready")
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_exec_returns_the_commands_exit_code_and_both_outputs(cluster):
+    result = cluster.kubectl("exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "out\n" and "err" in result.stderr
+    assert cluster.kubectl("exec", "web", "--", "true").returncode == 0
+
+
+def test_exec_feeds_stdin_and_the_command_sees_its_end(cluster):
+    result = cluster.kubectl("exec", "-i", "web", "--", "sh", "-c", "cat; echo done", input="hi\nthere\n")
+    assert result.stdout == "hi\nthere\ndone\n"
+
+
+def test_exec_with_a_tty_has_kubectls_window_size(cluster):
+    """kubectl -t needs a terminal: it runs on a pseudo-terminal of 33 rows and 111 columns, and
+    sends that size as a resize; `stty size` inside reads it back."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    process = subprocess.Popen(cluster.kubectl_argv("exec", "-it", "web", "--", "sh", "-c", "stty size; tty"),
+                               stdin=slave, stdout=slave, stderr=slave, env=cluster.kubectl_env(),
+                               start_new_session=True)
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready_fds, _, _ = select.select([master], [], [], 0.5)
+            if ready_fds:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif process.poll() is not None:
+                break
+        assert process.wait(timeout=10) == 0, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    text = output.decode(errors="replace")
+    assert "33 111" in text and "/dev/pts/" in text, text
+
+
+def test_exec_into_a_container_that_is_not_running_says_so(cluster):
+    result = cluster.kubectl("exec", "stuck", "-c", "main", "--", "true", check=False)
+    assert result.returncode != 0
+    assert "container main is not running in pod stuck" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("number", [30, 31, 33])
+def test_exec_exit_codes_and_stdin_with_each_websocket_minor(cluster, number):
+    binary = minor(number)
+    result = cluster.kubectl("exec", "-i", "web", "--", "sh", "-c", "cat; exit 7", input="x\n", binary=binary,
+                             check=False)
+    assert (result.returncode, result.stdout) == (7, "x\n"), result.stderr
+
+
+def test_exec_by_a_kubectl_that_speaks_only_spdy_is_told_the_protocols_served(cluster):
+    result = cluster.kubectl("exec", "web", "--", "true", binary=minor(28), check=False)
+    assert result.returncode != 0
+    assert "v5.channel.k8s.io" in result.stderr and "WebSocket" in result.stderr, result.stderr
+
+
+FETCH = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as s:
+    s.sendall(b"GET /index.html HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+print(data.decode())
+"""
+
+
+@pytest.mark.parametrize("number", [None, 31, 33])
+def test_port_forward_carries_http_to_the_pod_for_a_socket_beside_kubectl(cluster, number):
+    binary = minor(number) if number else "kubectl"
+    port = 18080 + (number or 0)
+    forward = subprocess.Popen(cluster.kubectl_argv("port-forward", "pod/web", f"{port}:8080", binary=binary),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster.kubectl_env(), text=True)
+    try:
+        line = forward.stdout.readline()
+        assert "Forwarding from 127.0.0.1" in line, line + forward.stderr.read()
+        for _ in range(3):  # each connection is a new pair of SPDY streams in the same session
+            fetched = cluster.run_in("h1", sys.executable, "-c", FETCH, str(port), timeout=30)
+            assert fetched.returncode == 0, fetched.stderr
+            assert "200 OK" in fetched.stdout and "hello-from-web" in fetched.stdout, fetched.stdout
+    finally:
+        forward.terminate()
+        try:
+            forward.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            forward.kill()
+            forward.wait()
+
+
+def test_port_forward_by_a_kubectl_that_speaks_only_spdy_is_told_the_protocols_served(cluster):
+    result = cluster.kubectl("port-forward", "pod/web", "18099:8080", binary=minor(30), check=False, timeout=30)
+    assert result.returncode != 0
+    assert "SPDY/3.1+portforward.k8s.io" in result.stderr, result.stderr
