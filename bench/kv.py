@@ -5,9 +5,9 @@
     python bench/kv.py --target etcd --endpoints 127.0.0.1:2379 --workload range-l --clients 16
 
 The generator speaks etcd's v3 JSON gateway (orchestrator.lab.gateway_client), one persistent HTTP/1.1
-connection per client, clients spread over --procs processes so the GIL is not the limit, as in
-the reference measurements (shared/reference/etcd.md §1a). Keys are drawn uniformly from
---key-space preloaded keys; values are --val-size bytes.
+connection per client, clients spread over --procs processes so the GIL is not the limit. Client
+i talks to member i % 3, counted from each store's leader (so one client talks to the leader of
+both). Keys are drawn uniformly from --key-space preloaded keys; values are --val-size bytes.
 
 Workloads: put; range-l (linearizable get); range-s (serializable get); update (Kubernetes'
 read-modify-write: get, then txn mod_revision == what was read, then put).
@@ -198,6 +198,17 @@ def hop_means(before: dict, after: dict) -> dict[str, float]:
     return means
 
 
+def leader_first(endpoints: list[str], token: str | None) -> list[str]:
+    """The endpoints rotated so the settled leader comes first. Client i talks to endpoint
+    i % n, so with one client the store's role decides the path: through a follower a write
+    also makes the forward to the leader and back. Without this, put/1 compared a leader with
+    a follower whenever the two elections fell differently."""
+    from kv_failover import settled_leader
+
+    leader = settled_leader(endpoints, token)
+    return endpoints[leader:] + endpoints[:leader]
+
+
 def print_hops(rows: list[dict]) -> None:
     """Where a Ketch request's time went, hop by hop (mean ms; kvstore.timeline)."""
     timed = [r for r in rows if r.get("hops_ms")]
@@ -292,6 +303,8 @@ def main() -> int:
                 cluster, endpoints, token = start_target(target, Path(tmp))
                 stack.callback(cluster.stop)
                 started[target] = (endpoints, token)
+            if not args.endpoints:
+                started[target] = (leader_first(*started[target]), started[target][1])
             preload(*started[target], args.key_space, args.val_size)
         for workload, clients in plan:
             for target in targets:
