@@ -5,29 +5,34 @@
     python bench/kv.py --target etcd --endpoints 127.0.0.1:2379 --workload range-l --clients 16
 
 The generator speaks etcd's v3 JSON gateway (orchestrator.lab.gateway_client), one persistent HTTP/1.1
-connection per client, clients spread over --procs processes so the GIL is not the limit, as in
-the reference measurements (shared/reference/etcd.md §1a). Keys are drawn uniformly from
---key-space preloaded keys; values are --val-size bytes.
+connection per client, clients spread over --procs processes so the GIL is not the limit. Client
+i talks to member i % 3, counted from each store's leader (so one client talks to the leader of
+both). Keys are drawn uniformly from --key-space preloaded keys; values are --val-size bytes.
 
 Workloads: put; range-l (linearizable get); range-s (serializable get); update (Kubernetes'
 read-modify-write: get, then txn mod_revision == what was read, then put).
 With --target both it starts a 3-member etcd (Debian's etcd-server) and a 3-member Ketch on
-loopback, runs each workload against both in one run, and prints Ketch/etcd ratios. The machine
-is shared and noisy: compare the ratios, not the absolute figures across runs.
+loopback, runs each workload against etcd and then Ketch (so both see the same moment of a
+shared machine), and prints Ketch/etcd ratios, Ketch's per-hop timeline (from its /metrics)
+and the load average. The machine is shared and noisy: compare the ratios, not the absolute
+figures across runs. `--failover` measures leader failover instead (bench/kv_failover.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError
@@ -42,11 +47,12 @@ def key_name(i: int) -> bytes:
 
 
 def run_client(endpoint: str, token: str | None, workload: str, key_space: int, value: bytes,
-               deadline: float, warmup_end: float, seed: int, quota: int = 0) -> tuple[list[float], int, int]:
-    """Run ops until `deadline`, or, with a quota, until this client has done `quota` of them."""
+               deadline: float, warmup_end: float, seed: int, quota: int = 0) -> tuple[list[float], dict, int]:
+    """Run ops until `deadline`, or, with a quota, until this client has done `quota` of them.
+    Returns the latencies, failed ops by kind ({"HTTP 503: ...": n}) and CAS conflicts."""
     rng = random.Random(seed)
     client = EtcdJSONClient(endpoint, token)
-    latencies, errors, conflicts = [], 0, 0
+    latencies, errors, conflicts = [], {}, 0
     while True:
         now = time.perf_counter()
         if (quota and len(latencies) >= quota) or (not quota and now >= deadline):
@@ -64,15 +70,16 @@ def run_client(endpoint: str, token: str | None, workload: str, key_space: int, 
                 revision = int(current["kvs"][0]["mod_revision"]) if "kvs" in current else 0
                 if not client.cas_put(key, value, revision).get("succeeded"):
                     conflicts += 1
-        except (GatewayError, OSError):
-            errors += 1
+        except (GatewayError, OSError) as err:
+            kind = f"{type(err).__name__}: {str(err)[:80]}"
+            errors[kind] = errors.get(kind, 0) + 1
             continue
         if quota or now >= warmup_end:
             latencies.append(time.perf_counter() - now)
     return latencies, errors, conflicts
 
 
-def run_process(job: dict) -> tuple[list[float], int, int]:
+def run_process(job: dict) -> tuple[list[float], dict, int]:
     results = [None] * len(job["clients"])
 
     def one(i: int, endpoint: str) -> None:
@@ -85,7 +92,15 @@ def run_process(job: dict) -> tuple[list[float], int, int]:
     for thread in threads:
         thread.join()
     latencies = [lat for r in results for lat in r[0]]
-    return latencies, sum(r[1] for r in results), sum(r[2] for r in results)
+    return latencies, _merge_counts(r[1] for r in results), sum(r[2] for r in results)
+
+
+def _merge_counts(counts) -> dict:
+    merged: dict = {}
+    for count in counts:
+        for kind, n in count.items():
+            merged[kind] = merged.get(kind, 0) + n
+    return merged
 
 
 def measure(endpoints: list[str], token: str | None, workload: str, clients: int, procs: int,
@@ -114,7 +129,8 @@ def measure(endpoints: list[str], token: str | None, workload: str, clients: int
     return {"workload": workload, "clients": clients, "ops": count, "ops_per_s": round(count / duration_s, 1),
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if count else float("nan"),
-            "errors": sum(p[1] for p in parts), "cas_conflicts": sum(p[2] for p in parts)}
+            "errors": sum(sum(p[1].values()) for p in parts), "error_kinds": _merge_counts(p[1] for p in parts),
+            "cas_conflicts": sum(p[2] for p in parts)}
 
 
 def preload(endpoints: list[str], token: str | None, key_space: int, val_size: int) -> None:
@@ -152,6 +168,56 @@ def start_target(name: str, work_dir: Path):
                 raise
             time.sleep(0.2)
     return cluster, cluster.gateways, cluster.token
+
+
+HOP_LINE = re.compile(r'^ketch_kv_(write|read)_hop_seconds_(sum|count)\{hop="(\w+)"\} (\S+)$')
+
+
+def hop_totals(gateways: list[str]) -> dict[tuple[str, str, str], float]:
+    """Every member's hop histograms (kvstore.timeline), summed: (kind, hop, sum|count) -> value."""
+    totals: dict[tuple[str, str, str], float] = {}
+    for gateway in gateways:
+        with urllib.request.urlopen(f"http://{gateway}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                match = HOP_LINE.match(line)
+                if match:
+                    kind, what, hop, value = match.groups()
+                    totals[kind, hop, what] = totals.get((kind, hop, what), 0.0) + float(value)
+    return totals
+
+
+def hop_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean milliseconds per hop over one workload ("write:quorum": 0.8, ...)."""
+    means = {}
+    for kind, hop, what in after:
+        if what == "count":
+            count = after[kind, hop, "count"] - before.get((kind, hop, "count"), 0.0)
+            total = after[kind, hop, "sum"] - before.get((kind, hop, "sum"), 0.0)
+            if count:
+                means[f"{kind}:{hop}"] = round(total / count * 1000, 3)
+    return means
+
+
+def leader_first(endpoints: list[str], token: str | None) -> list[str]:
+    """The endpoints rotated so the settled leader comes first. Client i talks to endpoint
+    i % n, so with one client the store's role decides the path: through a follower a write
+    also makes the forward to the leader and back. Without this, put/1 compared a leader with
+    a follower whenever the two elections fell differently."""
+    from kv_failover import settled_leader
+
+    leader = settled_leader(endpoints, token)
+    return endpoints[leader:] + endpoints[:leader]
+
+
+def print_hops(rows: list[dict]) -> None:
+    """Where a Ketch request's time went, hop by hop (mean ms; kvstore.timeline)."""
+    timed = [r for r in rows if r.get("hops_ms")]
+    if not timed:
+        return
+    print("\nKetch per-hop timeline, mean ms (write: received>proposed>appended>synced>quorum>applied>answered;"
+          " read: received>confirmed>applied>answered)")
+    for r in timed:
+        print(f"{r['workload']:8} {r['clients']:3}  " + "  ".join(f"{k}={v}" for k, v in r["hops_ms"].items()))
 
 
 def print_table(rows: list[dict]) -> None:
@@ -210,6 +276,10 @@ def main() -> int:
     parser.add_argument("--key-space", type=int, default=10_000)
     parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kv.json")
+    parser.add_argument("--failover", action="store_true",
+                        help="instead of the load: SIGKILL the leader --kills times per target and time the first "
+                        "acknowledged write through a surviving member (bench/kv_failover.py)")
+    parser.add_argument("--kills", type=int, default=10)
     args = parser.parse_args()
     if args.clients < 1 or args.duration <= 0 or args.key_space < 1 or args.duration > 600:
         parser.error("--clients >= 1, 0 < --duration <= 600, --key-space >= 1")
@@ -218,42 +288,38 @@ def main() -> int:
     if args.endpoints and len(targets) > 1:
         parser.error("--endpoints needs one --target")
 
+    if args.failover:
+        from kv_failover import run_failover
+
+        return run_failover(targets, args.kills, args.out.with_name("kv_failover.json"))
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp:
-        for target in targets:
-            cluster = None
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp, contextlib.ExitStack() as stack:
+        started = {}
+        for target in targets:  # both up at once: each workload runs against etcd, then Ketch
             if args.endpoints:
-                endpoints, token = args.endpoints.split(","), args.token
+                started[target] = (args.endpoints.split(","), args.token)
             else:
                 cluster, endpoints, token = start_target(target, Path(tmp))
-            try:
-                preload(endpoints, token, args.key_space, args.val_size)
-                for workload, clients in plan:
-                    row = {
-                        "target": target,
-                        **measure(
-                            endpoints,
-                            token,
-                            workload,
-                            clients,
-                            args.procs,
-                            args.duration,
-                            args.warmup,
-                            args.key_space,
-                            args.val_size,
-                            args.total,
-                        ),
-                    }
-                    rows.append(row)
-                    print(
-                        f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms",
-                        flush=True,
-                    )
-            finally:
-                if cluster is not None:
-                    cluster.stop()
+                stack.callback(cluster.stop)
+                started[target] = (endpoints, token)
+            if not args.endpoints:
+                started[target] = (leader_first(*started[target]), started[target][1])
+            preload(*started[target], args.key_space, args.val_size)
+        for workload, clients in plan:
+            for target in targets:
+                endpoints, token = started[target]
+                before = hop_totals(endpoints) if target == "ketch" else {}
+                row = {"target": target, **measure(endpoints, token, workload, clients, args.procs, args.duration,
+                                                   args.warmup, args.key_space, args.val_size, args.total)}
+                if target == "ketch":
+                    row["hops_ms"] = hop_means(before, hop_totals(endpoints))
+                rows.append(row)
+                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms"
+                      + (f", errors {row['error_kinds']}" if row["errors"] else ""), flush=True)
     print()
     print_table(rows)
+    print_hops(rows)
     compared = ratios(rows)
     if compared:
         print(f"\n{'workload':8} {'clients':>7} {'ketch/etcd ops/s':>17} {'ketch/etcd p99':>15}")
@@ -268,6 +334,8 @@ def main() -> int:
                 "duration_s": args.duration,
                 "val_size": args.val_size,
                 "key_space": args.key_space,
+                "load_average_before": load_before,
+                "load_average_after": os.getloadavg(),
                 "results": rows,
                 "ratios": compared,
             },
@@ -275,6 +343,7 @@ def main() -> int:
         )
         + "\n"
     )
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"wrote {args.out}")
     return 0
 

@@ -5,7 +5,9 @@
         result = await kv.range(b"k")
 
 - Endpoints are tried in turn; a member that is down or answers UNAVAILABLE makes the client
-  move to the next one, until `timeout_s` has passed.
+  move to the next one at once (no pause; a member already waits for a new leader before it
+  answers UNAVAILABLE), until `timeout_s` has passed. Any member forwards to the leader, so the
+  client needs no leader hint; it pauses RETRY_PAUSE_S only when no member accepts a connection.
 - Every write carries (client_id, seq). A write retried after a lost connection or an
   ambiguous failure is applied once (the state machine remembers). At most
   MAX_WRITES_IN_FLIGHT writes are outstanding, the window the members remember per client.
@@ -185,11 +187,16 @@ class KVClient:
             while True:
                 try:
                     connection = await self._connected()
+                except ConnectionLost as err:  # no member accepted a connection: pause, then again
+                    last_error = err
+                    await trio.sleep(RETRY_PAUSE_S)
+                    continue
+                try:
                     answer = await connection.request(body)
-                except ConnectionLost as err:
+                except ConnectionLost as err:  # its member died: the next one is tried at once
                     last_error = err
                     maybe_applied = maybe_applied or write
-                    await trio.sleep(RETRY_PAUSE_S)
+                    self._move_on(connection)
                     continue
                 if "error" not in answer:
                     return answer["result"]
@@ -201,7 +208,8 @@ class KVClient:
                 last_error = error
                 maybe_applied = maybe_applied or bool(error.details.get("ambiguous"))
                 self._move_on(connection)
-                await trio.sleep(RETRY_PAUSE_S)
+                # A member answers UNAVAILABLE only after waiting for a leader itself, so the
+                # next member is tried at once.
         raise KVError(ErrorCode.UNAVAILABLE, f"no answer within {self.timeout_s}s: {last_error}",
                       ambiguous=maybe_applied)
 

@@ -45,6 +45,11 @@ class KVError(Exception):
     __hash__ = Exception.__hash__
 
 
+def unavailable(message: str, ambiguous: bool) -> KVError:
+    """The cluster could not do it now. ambiguous=True: a write that may still have applied."""
+    return KVError(ErrorCode.UNAVAILABLE, message, ambiguous=ambiguous)
+
+
 def invalid(message: str) -> KVError:
     return KVError(ErrorCode.INVALID_ARGUMENT, message)
 

@@ -1,6 +1,7 @@
 """etcd's v3 JSON gateway, so etcd's HTTP clients and load generators work on Ketch unchanged.
 
-An ASGI app served by Hypercorn on trio (no hand-written HTTP). Every request runs through the
+An ASGI app served by kvstore.gateway_http (httptools' parser on trio; Hypercorn cost most of
+a member's CPU per request here). Every request runs through the
 same `KVServer.execute` as the msgpack port. Shapes follow etcd 3.4's grpc-gateway, as captured
 from a real etcd 3.4.23 on this kind of machine:
 - bytes fields (key, value, range_end) are base64; int64 fields are JSON strings;
@@ -15,10 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 from typing import Any
 
+import orjson
 import prometheus_client
 import trio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -212,6 +213,8 @@ class Gateway:
     def __init__(self, server: KVServer) -> None:
         self.registry = prometheus_client.CollectorRegistry(auto_describe=False)
         self.registry.register(MemberMetrics(server))
+        for histogram in (server.write_hops, server.read_hops):
+            self.registry.register(histogram)
         self.server = server
         self.routes = {
             "/v3/kv/range": self._range, "/v3/kv/put": self._put,
@@ -264,9 +267,8 @@ class Gateway:
             raise KVError(ErrorCode.UNAUTHENTICATED, "a valid cluster token is required (Authorization: Bearer)")
 
     def header(self, revision: int | None = None) -> dict:
-        status = self.server.replica.raft_status()
         out = {"cluster_id": "0", "member_id": str(self.server.member_id),
-               "raft_term": str(status["raft_term"])}
+               "raft_term": str(self.server.replica.raftCurrentTerm)}
         if revision:
             out["revision"] = str(revision)
         return {"header": out}
@@ -325,7 +327,7 @@ class Gateway:
         await _start_stream(send)
         line = {"result": {**self.header(self.server.replica.revision), "ID": str(result["id"]),
                            "TTL": str(result["ttl"])}}
-        await send({"type": "http.response.body", "body": json.dumps(line).encode() + b"\n", "more_body": False})
+        await send({"type": "http.response.body", "body": orjson.dumps(line) + b"\n", "more_body": False})
 
     async def _watch(self, body: dict, send) -> None:
         create = body.get("create_request")
@@ -336,7 +338,7 @@ class Gateway:
         await _start_stream(send)
 
         async def line(result: dict) -> None:
-            await send({"type": "http.response.body", "body": json.dumps({"result": result}).encode() + b"\n",
+            await send({"type": "http.response.body", "body": orjson.dumps({"result": result}) + b"\n",
                         "more_body": True})
 
         async def push(message: dict) -> None:
@@ -371,7 +373,7 @@ async def _read_json(receive) -> dict:
     if not body:
         return {}
     try:
-        parsed = json.loads(body)
+        parsed = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise invalid(f"malformed JSON: {err}") from None
     if not isinstance(parsed, dict):
@@ -391,16 +393,11 @@ async def _reply(send, status: int, body: bytes, content_type: bytes = b"applica
 
 
 async def _reply_json(send, status: int, payload: dict) -> None:
-    await _reply(send, status, json.dumps(payload).encode())
+    await _reply(send, status, orjson.dumps(payload))
 
 
 async def serve_gateway(server: KVServer, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
+    from kvstore.gateway_http import serve_asgi
 
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("ketch.kv.gateway.http")
-    config.graceful_timeout = 1.0
-    await serve(Gateway(server), config, task_status=task_status)
+    await serve_asgi(Gateway(server), host, port, max_body_bytes=2 * MAX_FRAME_BYTES,
+                     task_status=task_status)  # the app answers etcd's "too large" up to twice the limit

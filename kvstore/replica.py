@@ -4,54 +4,64 @@ Theory of operation:
 - One replicated entry point, `apply_batch(frame)`, where frame is msgpack [BATCH_VERSION,
   [command, ...]]. pysyncobj numbers replicated methods by sorted name, so a second method
   would silently change what old log entries mean: there is only ever this one.
-- Group commit: writes submitted while an entry is being formed go into one batch; a batch is
-  proposed on the Raft thread at the start of each loop turn.
-- Linearizable reads (Raft §6.4 in spirit, done through the log because pysyncobj has no
-  ReadIndex): reads are queued behind a barrier (an empty batch). When the barrier is applied
-  locally, every write committed before the reads arrived is applied too, and the queued reads
-  run right there on the Raft thread. A deposed leader cannot commit the barrier, so it times
-  out instead of answering stale data. Many reads share one barrier.
+- Group commit: every write submitted during a loop turn goes into one batch, proposed at the
+  start of the next turn. A follower's batch goes to the leader as one `apply_command` over
+  the one peer connection pysyncobj keeps to it.
+- Linearizable reads: ReadIndex (kvstore.replica_reads): no log entry per read.
+- Elections: pre-vote and the leader-lease rule for votes (kvstore.replica_elections), so a
+  member that cannot hear the leader cannot depose it; timings for a lab on one switch.
+- Peers talk msgpack frames authenticated with HMAC-SHA256 (kvstore.peer_transport), not
+  pickle; Ketch's own messages (pre_vote, read_index and their answers) ride beside pysyncobj's.
 - Durability: the log is `kvstore.journal.DurableJournal`. Messages pysyncobj sends are queued;
-  before the poller blocks and after every tick the journal is synced (fdatasync) and only then
-  is the queue sent (etcd's Ready loop: persist, then send). The leader also syncs before it
-  counts its own log toward a commit. So an entry is acknowledged only once a quorum has it on
-  disk, with one sync per loop turn rather than one per message.
-- pysyncobj 0.3.17's leader moves a follower's nextIndex *back* to ack+1 on every success reply,
-  even while later entries are in flight; the resend then makes the follower truncate entries it
-  had acknowledged (measured; Raft §5.3 allows deleting only conflicting entries). Here a success
-  reply never moves nextIndex backwards, which is ordinary pipelined Raft; a follower that really
-  lacks entries answers with reset=True and the leader backs up as before.
+  before the loop waits the journal is synced (fdatasync) and only then is the queue sent
+  (etcd's Ready loop: persist, then send). The leader also syncs before it counts its own log
+  toward a commit. So an entry is acknowledged only once a quorum has it on disk, with one
+  sync per loop turn rather than one per message.
+- pysyncobj 0.3.17's leader moves a follower's nextIndex back on success replies; here it
+  never moves back for a success (`_keep_next_index`).
 - Time: the leader proposes `lease_expire(now)` when a lease is due and `lease_promote(now,
   election_max_s)` when it becomes leader, with its wall clock; the state machine never reads one.
 - Snapshots are the core's msgpack snapshot, written through pysyncobj's serializer hooks and
   fsync'd; never a pickle of our objects.
+- Every write and linearizable read is stamped hop by hop (kvstore.timeline).
 
-Threads: pysyncobj runs on one Raft thread (`_run`). Everything that touches the state machine
-runs on it or holds `state_lock`. Callbacks given to this class are called on the Raft thread
-and must not block (the trio server hands them over with TrioToken.run_sync_soon).
+Threads: a member runs the Raft loop in its trio thread (`await replica.run()`), so a request
+reaches the log and its answer reaches the client with no thread hand-off; tests and tools may
+let it run on a thread of its own instead. Everything that touches the state machine runs on
+the Raft loop or holds `state_lock`. Results reach waiters through `deliver`, once per loop
+turn, on the Raft loop; callbacks must not block.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+import trio
+from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
-from kvstore import commands, snapshot
+from kvstore import snapshot
 from kvstore.codec import decode, encode
 from kvstore.errors import ErrorCode, KVError
 from kvstore.journal import DurableJournal, fsync_dir, write_durably
-from kvstore.requests import MAX_REQUEST_BYTES
+from kvstore.peer_transport import EpollPoller, PeerTransport
+from kvstore.read_index import AppliedGate, FollowerRequests, LeaderRounds
+from kvstore.replica_elections import PreVote
+from kvstore.replica_reads import READ_TIMEOUT_S, LinearizableReads, ReadWaiter
+from kvstore.replica_writes import BATCH_VERSION, MAX_BATCH_BYTES, Done, GroupCommit
 from kvstore.state_machine import StateMachine
+from kvstore.timeline import EntryStamps, quorum_index
 
 log = logging.getLogger("ketch.kv.replica")
 
@@ -59,11 +69,6 @@ PINNED_PYSYNCOBJ = "0.3.17"
 if PYSYNCOBJ_VERSION != PINNED_PYSYNCOBJ:  # the patches below know this version's internals
     raise ImportError(f"Ketch needs pysyncobj {PINNED_PYSYNCOBJ}, found {PYSYNCOBJ_VERSION}")
 
-BATCH_VERSION = 1
-MAX_BATCH_BYTES = 4 * MAX_REQUEST_BYTES
-LEASE_CHECK_S = 0.25
-# FAIL_REASONs that prove the command was never appended; every other failure is ambiguous.
-_NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.REQUEST_DENIED, FAIL_REASON.MISSING_LEADER}
 
 
 def _create_journal(journalFile: str | None = None) -> DurableJournal:  # noqa: N803
@@ -72,45 +77,91 @@ def _create_journal(journalFile: str | None = None) -> DurableJournal:  # noqa: 
     return DurableJournal(journalFile)
 
 
-# The one place pysyncobj is patched: its journal factory (see kvstore.journal for why).
+# The one place pysyncobj is patched: its journal factory (see kvstore.journal for why) and its
+# poller factory (epoll, so that a trio loop can wait on it).
 _syncobj_module.createJournal = _create_journal
+_syncobj_module.createPoller = lambda pollerType: EpollPoller()  # noqa: N803
 
-Done = Callable[[Any], None]  # receives a list of results, or a KVError for the whole batch
+# Hands a loop turn's (done, value) pairs to whoever waits, in one call (one thread hand-off).
+Deliver = Callable[[list[tuple[Done, Any]]], None]
 
 
 @dataclass(frozen=True)
 class RaftTiming:
-    election_min_s: float = 0.4
-    election_max_s: float = 1.4
+    """Timings for members on one switch (a lab), where a round trip is well under a
+    millisecond; etcd's defaults (100 ms heartbeat, 1 s election) allow for WAN links."""
+    heartbeat_s: float = 0.05
+    # Well above the pauses a member on a busy 2-core machine sees (a long GC, a fork for a
+    # snapshot): 0.3-0.6 s gave spurious elections under the benchmark's load. A killed
+    # leader is replaced sooner anyway (its connections close: `_SyncObj__onNodeDisconnected`).
+    election_min_s: float = 0.5
+    election_max_s: float = 1.0
     # A leader that hears from no quorum for this long steps down. pysyncobj's default (30 s)
-    # leaves two members believing they lead for 30 s; reads are safe anyway (barrier), but a
-    # stuck leader would make every client wait.
-    leader_fallback_s: float = 2.0
-    connection_timeout_s: float = 2.0
+    # leaves two members believing they lead for 30 s; reads are safe anyway (ReadIndex), but
+    # a stuck leader would make every client wait.
+    leader_fallback_s: float = 1.5
+    connection_timeout_s: float = 1.0  # a peer connection silent this long is closed
+    reconnect_s: float = 0.2
     tick_s: float = 0.05
 
 
-def unavailable(message: str, ambiguous: bool) -> KVError:
-    return KVError(ErrorCode.UNAVAILABLE, message, ambiguous=ambiguous)
+# After the leader's connection closes, ask for votes within this long (random, so that two
+# followers seldom ask at once and split the vote).
+LEADER_LOST_ELECTION_JITTER_S = 0.1
 
 
-class Replica(SyncObj):
-    def __init__(self, self_address: str, peers: list[str], data_dir: Path, password: str | None,
+def _nothing_else_runnable() -> bool:
+    return trio.lowlevel.current_statistics().tasks_runnable == 0
+
+
+def _call_each(deliveries: list[tuple[Done, Any]]) -> None:
+    for done, value in deliveries:
+        done(value)
+
+
+class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
+    def __init__(self, self_address: str, peers: list[str], data_dir: Path, peer_secret: str,
                  timing: RaftTiming = RaftTiming(),
-                 on_applied: Callable[[int], None] | None = None) -> None:
+                 on_applied: Callable[[int], None] | None = None,
+                 deliver: Deliver | None = None,
+                 on_leader_change: Callable[[], None] | None = None,
+                 raft_thread: bool = True) -> None:
+        """With raft_thread, Raft runs on a thread of its own from here on (tests, tools);
+        without, the caller runs `await replica.run()` in its trio loop (a member)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.timing = timing
         self.machine = StateMachine()
         self.state_lock = threading.Lock()
         self._on_applied = on_applied or (lambda revision: None)
+        self._deliver = deliver or _call_each
+        self._on_leader_change = on_leader_change or (lambda: None)
         self._pending_lock = threading.Lock()
-        self._pending_writes: list[tuple[dict, Done]] = []
-        self._pending_reads: list[tuple[list[dict], Done]] = []
+        self._pending_writes: list[tuple[dict, Done, dict]] = []
+        self._pending_reads: list[ReadWaiter] = []
+        self._kicked = False  # the Raft loop was woken for what is pending (one wake per turn)
+        self._events_handled = 0  # by the last poll: their effects (a commit, a command) need a turn
+        # Raft-thread state below: touched only by the Raft thread.
+        self._deliveries: list[tuple[Done, Any]] = []
+        self._sync_inline: Callable[[], bool] = lambda: False  # Replica.run: when trio has nothing else to run
+        self._held: deque[tuple[int, list]] = deque()  # (log index, acknowledgements) waiting for the disk
+        self._applied_revision: int | None = None
+        self._apply_stamps: dict[str, float] = {}
+        self.stamps = EntryStamps()
+        self._rounds = LeaderRounds()
+        self._rounds_term = -1  # rounds prove leadership only in the term they started in
+        self._remote_reads: list[tuple[Any, int]] = []  # (follower, request id) asking us as leader
+        self._forwarded = FollowerRequests()
+        self._gate = AppliedGate()
+        self._echo_round: int | None = None  # the round tag of the AppendEntries being answered
+        self._last_leader_contact_s = 0.0
+        self._pre_vote: dict | None = None  # {"term", "granted", "passed"} while one is open
+        self._transfer_election = False
+        self._known_leader: Any = None
         self._lease_proposal_due = 0.0
         self._stopping = threading.Event()
         conf = SyncObjConf(
-            password=password,
+            password=None,  # pysyncobj's Fernet: our transport authenticates frames instead
             # bind the peer port to this member's own address: pysyncobj's default is 0.0.0.0, which
             # collides between members on one machine and would expose a loopback-only (unencrypted)
             # member's pickled frames on every interface
@@ -120,11 +171,14 @@ class Replica(SyncObj):
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             appendEntriesUseBatch=False,
+            appendEntriesPeriod=timing.heartbeat_s,
+            # Larger than any entry, so pysyncobj never splits one into pickled 'transmission' chunks.
+            appendEntriesBatchSizeBytes=2 * MAX_BATCH_BYTES,
             raftMinTimeout=timing.election_min_s,
             raftMaxTimeout=timing.election_max_s,
             leaderFallbackTimeout=timing.leader_fallback_s,
             connectionTimeout=timing.connection_timeout_s,
-            connectionRetryTime=0.5,
+            connectionRetryTime=timing.reconnect_s,
             commandsWaitLeader=False,
             dynamicMembershipChange=True,
             autoTick=False,
@@ -132,27 +186,35 @@ class Replica(SyncObj):
             logCompactionMinEntries=20_000,
             logCompactionMinTime=300,
         )
-        super().__init__(self_address, peers, conf)
+        super().__init__(self_address, peers, conf,
+                         transportClass=functools.partial(PeerTransport, secret=peer_secret))
         self.journal: DurableJournal = self._SyncObj__raftLog
-        transport = self._SyncObj__transport
+        self._stamp_appends()
+        self._transport = transport = self._SyncObj__transport
         self._unsynced_send = transport.send
         self._outbox: list[tuple[Any, dict]] = []
         transport.send = self._queue_send
         unflushed_poll = self._poller.poll
 
         def poll_after_flush(timeout: float) -> Any:
-            self._flush()  # never block with messages (or unsynced entries) waiting
-            return unflushed_poll(timeout)
+            self._end_of_turn()  # never block with results, messages or unsynced entries waiting
+            self._events_handled = unflushed_poll(timeout)
+            return self._events_handled
 
         self._poller.poll = poll_after_flush
         self._notifier = PipeNotifier(self._poller)
-        self._thread = threading.Thread(target=self._run, name="raft", daemon=True)
-        self._thread.start()
+        self.journal.on_synced = self._notifier.notify  # wake the loop to send what waited for it
+        self._thread: threading.Thread | None = None
+        if raft_thread:
+            self._thread = threading.Thread(target=self._run_thread, name="raft", daemon=True)
+            self._thread.start()
 
     # --- the one replicated method ----------------------------------------------------------
 
     @replicated
     def apply_batch(self, frame: bytes) -> list[dict | KVError]:
+        # pysyncobj applies entry raftLastApplied + 1 and counts it only afterwards
+        self._apply_stamps = self.stamps.take(self.raftLastApplied + 1)
         try:
             version, commands = decode(frame)
             if version != BATCH_VERSION:
@@ -163,22 +225,26 @@ class Replica(SyncObj):
         with self.state_lock:
             results = [self.machine.apply_safely(command) for command in commands]
             revision = self.machine.revision
+        self._apply_stamps["applied"] = time.perf_counter()
         if commands:
-            self._on_applied(revision)
+            self._applied_revision = revision
         return results
 
     # --- what the server calls (any thread) -------------------------------------------------
 
-    def submit_write(self, command: dict, done: Done) -> None:
+    def submit_write(self, command: dict, done: Done, stamps: dict | None = None) -> None:
+        """Propose a write; `done` gets its result (or a KVError) through `deliver`. `stamps`
+        gets the write's timeline (kvstore.timeline) filled in before `done` is called."""
         with self._pending_lock:
-            self._pending_writes.append((command, done))
-        self._notifier.notify()
+            self._pending_writes.append((command, done, stamps if stamps is not None else {}))
+            self._kick()
 
-    def submit_reads(self, commands: list[dict], done: Done) -> None:
-        """Run read commands once a barrier committed after this call has been applied."""
+    def submit_reads(self, commands: list[dict], done: Done, stamps: dict | None = None) -> None:
+        """Run read commands linearizably (ReadIndex): `done` gets their results, or a KVError
+        that never means "maybe": a read that fails read nothing."""
         with self._pending_lock:
-            self._pending_reads.append((commands, done))
-        self._notifier.notify()
+            self._pending_reads.append(ReadWaiter(commands, done, stamps if stamps is not None else {}))
+            self._kick()
 
     def read_local(self, commands: list[dict]) -> list[dict]:
         """Serializable reads: this member's state as it is, possibly stale."""
@@ -223,115 +289,223 @@ class Replica(SyncObj):
 
     def close(self) -> None:
         self._stopping.set()
-        self._notifier.notify()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._notifier.notify()
+            self._thread.join(timeout=5)
         self.destroy()
         self.journal._destroy()
 
-    # --- the Raft thread ---------------------------------------------------------------------
+    # --- the Raft loop ------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Raft in the caller's trio thread: no thread hand-off between a request and the log.
+        The loop waits on pysyncobj's epoll descriptor (peer sockets and the wake-up pipe)."""
+        task_status.started()
+        self._sync_inline = _nothing_else_runnable
+        ready = self._poller.fileno()
         while not self._stopping.is_set():
-            try:
-                self._propose_pending()
-                self._propose_lease_work()
-                self.doTick(self.timing.tick_s)
-                self._flush()
-            except Exception:  # a bug must not silently stop replication: log it and go on
-                log.exception("event=raft_loop_error")
-                time.sleep(self.timing.tick_s)
+            self._turn(0)
+            if self._events_handled:
+                # Messages were handled at the end of the turn (pysyncobj polls last): what they
+                # brought (a commit index, a forwarded command) is acted on in the next turn.
+                await trio.lowlevel.checkpoint()
+                continue
+            self._end_of_turn()  # what this turn produced goes out before we wait
+            with trio.move_on_after(self.timing.tick_s):
+                await trio.lowlevel.wait_readable(ready)
+
+    def _run_thread(self) -> None:
+        while not self._stopping.is_set():
+            self._turn(self.timing.tick_s)
+
+    def _turn(self, wait_s: float) -> None:
+        try:
+            self._propose_pending()
+            self._propose_lease_work()
+            self._hold_election_for_pre_vote()
+            self.doTick(wait_s)
+            self._after_tick()
+        except Exception:  # a bug must not silently stop replication: log it and go on
+            log.exception("event=raft_loop_error")
+            time.sleep(self.timing.tick_s)
+
+    def _kick(self) -> None:
+        """Wake the Raft loop (called with _pending_lock held)."""
+        if not self._kicked:
+            self._kicked = True
+            self._notifier.notify()
+
+    def _end_of_turn(self) -> None:
+        """Before the loop waits: answer what is ready, then persist and send (etcd's Ready
+        loop): start one sync for every entry of the turn (on the journal's sync thread, so the
+        loop goes on serving clients meanwhile). A follower's answers to AppendEntries (which
+        acknowledge entries) leave, in order, only once the log is durable up to where it was
+        when they were queued; other messages do not depend on the log's durability (a vote
+        depends on the term and vote, saved synchronously) and leave at once, in order.
+
+        A leader's AppendEntries go out at once: the leader may write its own log in parallel
+        with replicating it (Raft dissertation §10.2.1), because it counts itself toward a
+        commit only up to its durable index (`_onTick`), so the commit index it announces is
+        durable on a quorum either way."""
+        now = time.perf_counter()
+        self.stamps.quorum(self.raftCommitIndex, now)
+        self._release_reads()
+        if self._applied_revision is not None:
+            revision, self._applied_revision = self._applied_revision, None
+            self._on_applied(revision)
+        if self._deliveries:
+            deliveries, self._deliveries = self._deliveries, []
+            self._deliver(deliveries)
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            acks = []
+            with self._transport.corked():
+                for node, message in outbox:
+                    if message.get("type") == "next_node_idx":
+                        acks.append((node, message))
+                    else:
+                        self._unsynced_send(node, message)
+            if acks:
+                self._held.append((self.journal.last_index, acks))
+        if self._sync_inline():
+            self.journal.sync()  # nothing else is waiting to run: a thread hand-off would only add latency
+        else:
+            self.journal.begin_sync()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        durable = self.journal.durable_index
+        self.stamps.synced(durable, time.perf_counter())
+        if not self._held or self._held[0][0] > durable:
+            return
+        with self._transport.corked():
+            while self._held and self._held[0][0] <= durable:
+                for node, message in self._held.popleft()[1]:
+                    self._unsynced_send(node, message)
+
+    def _sync_journal(self) -> None:
+        self.journal.sync()
+        self._release_held()
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's hook)
+        # pysyncobj's leader counts its own log toward a commit here, whole. If a quorum of
+        # followers has acknowledged entries past what is durable on the leader, wait for its
+        # sync first (rare: its sync began when the entries were sent, theirs after receipt).
+        if self._isLeader() and self._followers_quorum_index() > self.journal.durable_index:
+            self._sync_journal()
+        super()._onTick(timeToWait)
+
+    def _followers_quorum_index(self) -> int:
+        """The highest index that enough followers have for a majority with the leader."""
+        others = self.otherNodes
+        if not others:
+            return self.journal.last_index
+        match = self._SyncObj__raftMatchIndex
+        needed = (len(others) + 1) // 2  # followers needed beside the leader
+        return sorted((match.get(node, 0) for node in others), reverse=True)[needed - 1]
+
+    def _after_tick(self) -> None:
+        now = time.monotonic()
+        leader = self._getLeader()
+        if leader != self._known_leader:
+            self._known_leader = leader
+            log.info("event=leader_changed leader=%s term=%s", leader, self.raftCurrentTerm)
+            self._on_leader_change()
+        leading = self._isLeader()
+        if len(self._rounds) and (not leading or self.raftCurrentTerm != self._rounds_term):
+            for round_ in self._rounds.drop_all():
+                self._fail_reads(round_.waiters, "this member stopped leading")
+        for round_ in self._rounds.expired(now, READ_TIMEOUT_S):
+            self._fail_reads(round_.waiters, "leadership was not confirmed in time")
+        for request in self._forwarded.orphaned(None if leading else leader, now, READ_TIMEOUT_S):
+            self._fail_reads(request.waiters, "the leader did not give a read index")
+        if self._pre_vote is not None and (leading or self.raftCurrentTerm >= self._pre_vote["term"]):
+            self._pre_vote = None  # the election it asked about happened, or was overtaken
+        self._transfer_election = False
+
+    # --- the Raft thread: sending and receiving ---------------------------------------------
 
     def _queue_send(self, node, message) -> bool:
+        kind = message.get("type")
+        if kind == "append_entries":
+            message["round"] = self._rounds.last_number  # ReadIndex: answers prove leadership since
+        elif kind == "next_node_idx" and self._echo_round is not None:
+            message["round"] = self._echo_round
+        elif kind == "request_vote" and self._transfer_election:
+            message["transfer"] = True
         self._outbox.append((node, message))
         return True
 
-    def _flush(self) -> None:
-        """etcd's Ready loop: persist what was appended, then send what was queued. One sync
-        covers every entry and acknowledgement of a loop turn (not one sync per message).
-
-        A leader's AppendEntries go out before the sync: the leader may write its own log in
-        parallel with replicating it (Raft dissertation §10.2.1), because it counts itself
-        toward a commit only after its own sync (`_onTick`), so the commit index it announces
-        is durable on a quorum either way. Acknowledgements, votes and all else wait for it."""
-        if not self._outbox:
-            return
-        outbox, self._outbox = self._outbox, []
-        rest = []
-        for node, message in outbox:
-            if message.get("type") == "append_entries":
-                self._unsynced_send(node, message)
-            else:
-                rest.append((node, message))
-        self.journal.sync()
-        for node, message in rest:
-            self._unsynced_send(node, message)
-
-    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's hook)
-        # The leader counts its own log toward a commit at the start of a tick: sync it first.
-        self.journal.sync()
-        super()._onTick(timeToWait)
+    def _send(self, node, message: dict) -> None:
+        self._queue_send(node, message)
 
     def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802 (overrides the private handler)
+        if not isinstance(message, dict) or "transmission" in message:
+            return  # never sent by a Ketch member; pysyncobj would unpickle a transmission
+        kind = message.get("type")
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            return handler(self, node, message)
+        if kind == "request_vote" and not message.get("transfer") and self._hears_leader():
+            return  # §4.2.3: a current leader is alive; neither the term nor the vote changes
         keep = None
-        if isinstance(message, dict) and message.get("type") == "next_node_idx" \
-                and message.get("success") and not message.get("reset"):
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             keep = self._SyncObj__raftNextIndex.get(node)
-        super()._SyncObj__onMessageReceived(node, message)
+        if kind == "append_entries":
+            self._echo_round = message.get("round")
+        try:
+            super()._SyncObj__onMessageReceived(node, message)
+        finally:
+            self._echo_round = None
+        now = time.perf_counter()
+        if kind == "append_entries" and message.get("term") == self.raftCurrentTerm:
+            self._last_leader_contact_s = time.monotonic()
+            self.stamps.quorum(self.raftCommitIndex, now)
+        elif kind == "next_node_idx" and self._isLeader():
+            self._keep_next_index(node, keep)
+            if isinstance(message.get("round"), int):
+                self._rounds.acked(node, message["round"])
+                self._confirm_rounds()
+            match = self._SyncObj__raftMatchIndex
+            self.stamps.quorum(quorum_index([self.journal.durable_index] + [match.get(n, 0) for n in self.otherNodes]),
+                               now)
+
+    def _keep_next_index(self, node, before: int | None) -> None:
+        """pysyncobj 0.3.17's leader moves a follower's nextIndex back to ack+1 on every success
+        reply, even while later entries are in flight; the resend makes the follower cut
+        entries it had acknowledged (Raft §5.3 allows deleting only conflicting ones). A
+        success reply never moves it back here (pipelined Raft); a follower that really lacks
+        entries answers with reset=True and the leader backs up as before."""
         next_index = self._SyncObj__raftNextIndex
-        if keep is not None and node in next_index and next_index[node] < keep:
-            next_index[node] = keep  # never move back for a success: later entries are in flight
+        if before is not None and node in next_index and next_index[node] < before:
+            next_index[node] = before
 
-    def _propose_pending(self) -> None:
-        with self._pending_lock:
-            writes, self._pending_writes = self._pending_writes, []
-            reads, self._pending_reads = self._pending_reads, []
-        start = 0
-        while start < len(writes):  # as few batches as MAX_BATCH_BYTES allows
-            end, size = start, 0
-            while end < len(writes) and (end == start or size + _size_hint(writes[end][0]) <= MAX_BATCH_BYTES):
-                size += _size_hint(writes[end][0])
-                end += 1
-            batch = writes[start:end]
-            self._propose([command for command, _ in batch], _fan_out([done for _, done in batch]))
-            start = end
-        if reads:
-            self._propose([], self._run_reads_after_barrier(reads))
+    def _SyncObj__onNodeDisconnected(self, node):  # noqa: N802 (overrides the private handler)
+        super()._SyncObj__onNodeDisconnected(node)
+        if node == self._getLeader() and not self._isLeader():
+            # The leader's connection closed (a killed process closes them all): ask for votes
+            # soon instead of after a whole election timeout. Pre-vote keeps this harmless if
+            # the leader is in fact alive: the members that still hear it say no.
+            soon = time.monotonic() + random.uniform(0, LEADER_LOST_ELECTION_JITTER_S)
+            self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
 
-    def _propose(self, commands: list[dict], done: Done) -> None:
-        frame = encode([BATCH_VERSION, commands])
+    _handlers = {  # Ketch's own peer messages, beside pysyncobj's
+        "read_index": LinearizableReads._on_read_index,
+        "read_index_resp": LinearizableReads._on_read_index_resp,
+        "pre_vote": PreVote._on_pre_vote,
+        "pre_vote_resp": PreVote._on_pre_vote_resp,
+    }
 
-        def on_result(results, error):
-            if error == FAIL_REASON.SUCCESS:
-                done(results)
-            else:
-                ambiguous = error not in _NOT_APPLIED
-                done(unavailable(f"raft: {_fail_name(error)}", ambiguous))
+    # --- the log, stamped for the write timeline -------------------------------------------------
 
-        self.apply_batch(frame, callback=on_result)
+    def _stamp_appends(self) -> None:
+        add = self.journal.add
 
-    def _run_reads_after_barrier(self, reads: list[tuple[list[dict], Done]]) -> Done:
-        def after_barrier(results_or_error):
-            for batch, done in reads:
-                if isinstance(results_or_error, KVError):
-                    # A failed barrier read nothing: reads are never ambiguous.
-                    done(unavailable(results_or_error.message, ambiguous=False))
-                else:
-                    done(self.read_local(batch))
-        return after_barrier
+        def add_stamped(command: bytes, idx: int, term: int) -> None:
+            add(command, idx, term)
+            self.stamps.appended(idx, time.perf_counter())
 
-    def _on_state_changed(self, old_state: int, new_state: int) -> None:
-        if new_state == 2:  # became leader: rebase lease deadlines on this member's clock
-            self._propose([commands.lease_promote(time.time(), self.timing.election_max_s)], lambda _: None)
-
-    def _propose_lease_work(self) -> None:
-        now = time.time()
-        if now < self._lease_proposal_due or not self._isLeader():
-            return
-        self._lease_proposal_due = now + LEASE_CHECK_S
-        with self.state_lock:
-            due = self.machine.leases.expired(now)
-        if due:
-            self._propose([commands.lease_expire(now)], lambda _: None)
+        self.journal.add = add_stamped
 
     # --- snapshots through pysyncobj's serializer hooks ------------------------------------
 
@@ -351,21 +525,3 @@ class Replica(SyncObj):
             self.machine = snapshot.load(doc["state"])
         # Node objects, not strings: pysyncobj compares them with its own selfNode.
         return tuple(last), tuple(before), [TCPNode(address) for address in nodes]
-
-
-def _size_hint(command: dict) -> int:
-    return len(command.get("value", b"")) + len(command.get("key", b"")) + 64
-
-
-def _fan_out(dones: list[Done]) -> Done:
-    def deliver(results_or_error):
-        for i, done in enumerate(dones):
-            done(results_or_error if isinstance(results_or_error, KVError) else results_or_error[i])
-    return deliver
-
-
-def _fail_name(code: int) -> str:
-    for name in dir(FAIL_REASON):
-        if not name.startswith("_") and getattr(FAIL_REASON, name) == code:
-            return name
-    return str(code)

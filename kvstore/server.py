@@ -3,9 +3,10 @@
 Every connection must authenticate first with a cluster token (constant-time compare). After
 that, each request runs in its own task, up to MAX_IN_FLIGHT per connection; when that many are
 in flight the member stops reading from the connection (backpressure). Writes go through the
-replica's group commit, linearizable reads behind a committed barrier, serializable reads from
-local state. A frame that cannot be read (too long, not msgpack, not a map) gets an error
-frame with id 0 and ends that connection only.
+replica's group commit, linearizable reads through ReadIndex, serializable reads from local
+state. A request that provably did nothing (no leader yet) waits for a leader and runs again,
+within REQUEST_TIMEOUT_S. A frame that cannot be read (too long, not msgpack, not a map) gets
+an error frame with id 0 and ends that connection only.
 
 Time: operations that need the leader's time (lease grant, keepalive, time-to-live) are stamped
 with this member's wall clock here; a client cannot supply one. Across VMs that makes lease
@@ -18,21 +19,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
+import prometheus_client
 import trio
 
 from kvstore import commands
-from kvstore.errors import ErrorCode, KVError, invalid
-from kvstore.replica import Replica, unavailable
+from kvstore.errors import ErrorCode, KVError, invalid, unavailable
+from kvstore.replica import Replica
 from kvstore.requests import READ_OPS, parse_command
+from kvstore.timeline import HOP_BUCKETS_S, READ_HOPS, WRITE_HOPS, hop_durations
 from kvstore.wire import FrameReader, frame, receive_message
 
 log = logging.getLogger("ketch.kv.server")
 
 MAX_IN_FLIGHT = 256
 REQUEST_TIMEOUT_S = 5.0
+READ_TIMED_OUT = ("no quorum confirmed the read index in time", False)  # (message, ambiguous)
+WRITE_TIMED_OUT = ("the write was not committed in time; it may still apply", True)
+RETRY_WAIT_S = 0.05  # after a failure that applied nothing: wait this long for a new leader, then retry
 AUTH_TIMEOUT_S = 10.0
 RECEIVE_BYTES = 64 * 1024
 TIMED_OPS = {"lease_grant", "lease_keepalive", "lease_time_to_live"}
@@ -42,21 +49,15 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class Reply:
-    """A one-shot value handed from the Raft thread to a trio task, without blocking Raft."""
+    """A one-shot value for a trio task; set on the trio thread (ReplicaEvents.deliver)."""
 
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
-        self._token = token
+    def __init__(self) -> None:
         self._event = trio.Event()
         self.value: Any = None
 
-    def __call__(self, value: Any) -> None:  # any thread
-        def deliver() -> None:
-            self.value = value
-            self._event.set()
-        try:
-            self._token.run_sync_soon(deliver)
-        except trio.RunFinishedError:
-            pass
+    def __call__(self, value: Any) -> None:
+        self.value = value
+        self._event.set()
 
     async def wait(self, timeout_s: float) -> Any:
         with trio.move_on_after(timeout_s):
@@ -65,29 +66,58 @@ class Reply:
         return None
 
 
-class RevisionFeed:
-    """Wakes watchers when the applied revision moves (called from the Raft thread)."""
+class ReplicaEvents:
+    """What Raft tells the trio side: results, a new applied revision, a new leader. A member
+    runs Raft in its trio thread (Replica.run), so these are plain calls; from a Raft thread
+    each is one TrioToken.run_sync_soon per loop turn, never one per request."""
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self._token = token
-        self._changed = trio.Event()
+        self._trio_thread = threading.get_ident()
+        self._revision_changed = trio.Event()
+        self._leader_changed = trio.Event()
 
-    def notify(self, revision: int) -> None:  # any thread
+    def _soon(self, fn, *args) -> None:  # any thread
+        if threading.get_ident() == self._trio_thread:
+            fn(*args)
+            return
         try:
-            self._token.run_sync_soon(self._wake)
+            self._token.run_sync_soon(fn, *args)
         except trio.RunFinishedError:
             pass
 
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+    def deliver(self, deliveries: list) -> None:
+        self._soon(_deliver_all, deliveries)
+
+    def applied(self, revision: int) -> None:
+        self._soon(self._wake_revision)
+
+    def leader_changed(self) -> None:
+        self._soon(self._wake_leader)
+
+    def _wake_revision(self) -> None:
+        self._revision_changed.set()
+        self._revision_changed = trio.Event()
+
+    def _wake_leader(self) -> None:
+        self._leader_changed.set()
+        self._leader_changed = trio.Event()
 
     async def wait_change(self) -> None:
-        await self._changed.wait()
+        await self._revision_changed.wait()
+
+    async def wait_leader_change(self, timeout_s: float) -> None:
+        with trio.move_on_after(timeout_s):
+            await self._leader_changed.wait()
+
+
+def _deliver_all(deliveries: list) -> None:
+    for done, value in deliveries:
+        done(value)
 
 
 class KVServer:
-    def __init__(self, replica: Replica, tokens: set[str], name: str, feed: RevisionFeed,
+    def __init__(self, replica: Replica, tokens: set[str], name: str, feed: ReplicaEvents,
                  unsafe_local_reads: bool = False) -> None:
         self.replica = replica
         # A teaching switch (`ketch kv serve --unsafe-local-reads`): every read is served from
@@ -97,8 +127,16 @@ class KVServer:
         self.tokens = tokens
         self.name = name
         self.feed = feed
-        self.token = trio.lowlevel.current_trio_token()
         self.connections = 0
+        self.write_hops = prometheus_client.Histogram(
+            "ketch_kv_write_hop_seconds", "A write's time per hop on the member it reached (kvstore.timeline).",
+            ["hop"], buckets=HOP_BUCKETS_S, registry=None)
+        self.read_hops = prometheus_client.Histogram(
+            "ketch_kv_read_hop_seconds", "A linearizable read's time per hop (kvstore.timeline).",
+            ["hop"], buckets=HOP_BUCKETS_S, registry=None)
+        self._hop_children = {(histogram, hop): histogram.labels(hop)
+                              for histogram, hops in ((self.write_hops, WRITE_HOPS), (self.read_hops, READ_HOPS))
+                              for hop in hops[1:]}
         # etcd's member ids are 64-bit numbers; ours is derived from the name, stable across restarts
         self.member_id = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 1
 
@@ -211,28 +249,40 @@ class KVServer:
         if op in TIMED_OPS:
             command = {**command, "now": time.time()}
         parse_command(command)  # refuse malformed commands here, before they cost a log entry
-        if op in READ_OPS:
-            if serializable or self.unsafe_local_reads:
-                result = self.replica.read_local([command])[0]
-                if isinstance(result, KVError):
-                    raise result
-                return result
-            reply = Reply(self.token)
-            self.replica.submit_reads([command], reply)
-            result = await reply.wait(REQUEST_TIMEOUT_S)
-            if result is None:
-                raise unavailable("no quorum answered the read barrier in time", ambiguous=False)
+        if op in READ_OPS and (serializable or self.unsafe_local_reads):
+            result = self.replica.read_local([command])[0]
+        elif op in READ_OPS:
+            result = await self._until_answered(self.replica.submit_reads, [command], self.read_hops, READ_HOPS,
+                                                READ_TIMED_OUT)
+            result = result[0] if isinstance(result, list) else result
         else:
-            reply = Reply(self.token)
-            self.replica.submit_write(command, reply)
-            result = await reply.wait(REQUEST_TIMEOUT_S)
-            if result is None:
-                raise unavailable("the write was not committed in time; it may still apply",
-                                  ambiguous=True)
-        result = result[0] if isinstance(result, list) else result
+            result = await self._until_answered(self.replica.submit_write, command, self.write_hops, WRITE_HOPS,
+                                                WRITE_TIMED_OUT)
         if isinstance(result, KVError):
             raise result
         return result
+
+    async def _until_answered(self, submit, request, histogram, hops: tuple[str, ...],
+                              timed_out: tuple[str, bool]) -> Any:
+        """Submit until the replica answers. An answer that proves nothing was done (no leader
+        yet, the leader changed before the request was appended, a read index not given) is
+        retried here as soon as a leader is known, so a client is answered once a new leader
+        is elected instead of waiting out its own timeout. An ambiguous failure goes back."""
+        stamps = {"received": time.perf_counter()}
+        deadline = trio.current_time() + REQUEST_TIMEOUT_S
+        while True:
+            reply = Reply()
+            submit(request, reply, stamps)
+            result = await reply.wait(max(0.0, deadline - trio.current_time()))
+            if result is None:
+                raise unavailable(*timed_out)
+            if not (isinstance(result, KVError) and result.code == ErrorCode.UNAVAILABLE
+                    and not result.details.get("ambiguous")) or trio.current_time() >= deadline:
+                stamps["answered"] = time.perf_counter()
+                for hop, seconds in hop_durations(hops, stamps):
+                    self._hop_children[histogram, hop].observe(seconds)
+                return result
+            await self.feed.wait_leader_change(max(0.0, min(RETRY_WAIT_S, deadline - trio.current_time())))
 
     async def run_watch(self, watch_id: int, spec: Any, push: Send, watches: dict) -> None:
         """Push {"created", "revision"}, then {"revision", "events"} whenever events for the
@@ -275,9 +325,9 @@ class KVServer:
             address = message.get("peer")
             if not isinstance(address, str) or ":" not in address:
                 raise invalid("peer must be host:port")
-            reply = Reply(self.token)
+            reply = Reply()
             change = self.replica.addNodeToCluster if action == "member_add" else self.replica.removeNodeFromCluster
-            change(address, callback=lambda result, error: reply(error))
+            change(address, callback=lambda result, error: self.feed.deliver([(reply, error)]))
             error = await reply.wait(REQUEST_TIMEOUT_S)
             if error != 0:
                 raise unavailable(f"membership change failed (raft error {error})", ambiguous=error is None)

@@ -39,20 +39,8 @@ class EtcdCluster:
         binary = etcd_binary()
         if binary is None:
             raise FileNotFoundError("etcd is not installed (Debian package etcd-server)")
-        initial = ",".join(f"e{i}=http://127.0.0.1:{port}" for i, port in enumerate(self.peer_ports))
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        for i in range(self.members):
-            log = open(self.base_dir / f"e{i}.log", "ab")
-            self.processes.append(subprocess.Popen([
-                binary, "--name", f"e{i}", "--data-dir", str(self.base_dir / f"e{i}"),
-                "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
-                "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
-                "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
-                "--initial-cluster", initial, "--initial-cluster-state", "new",
-                "--log-level", "warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True))
-            log.close()
+        self.processes = [self._spawn(i, binary) for i in range(self.members)]
         deadline = time.monotonic() + timeout_s
         for endpoint in self.endpoints:
             while True:
@@ -66,6 +54,32 @@ class EtcdCluster:
                     self.stop()
                     raise TimeoutError(f"etcd at {endpoint} did not become healthy")
                 time.sleep(0.1)
+
+    def _spawn(self, i: int, binary: str) -> subprocess.Popen:
+        initial = ",".join(f"e{j}=http://127.0.0.1:{port}" for j, port in enumerate(self.peer_ports))
+        with open(self.base_dir / f"e{i}.log", "ab") as log:
+            return subprocess.Popen([
+                binary, "--name", f"e{i}", "--data-dir", str(self.base_dir / f"e{i}"),
+                "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+                "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+                "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--log-level", "warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL member i (by pid) and reap it."""
+        process = self.processes[i]
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def restart(self, i: int) -> None:
+        """Start member i again on its data dir (the cluster flags are ignored once it has one)."""
+        if self.processes[i].poll() is None:
+            raise RuntimeError(f"e{i} is still running (pid {self.processes[i].pid})")
+        self.processes[i] = self._spawn(i, etcd_binary())
 
     def stop(self) -> None:
         stop_processes(self.processes, timeout_s=10)

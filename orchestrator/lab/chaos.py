@@ -28,7 +28,10 @@ from orchestrator.lab import report
 from orchestrator.lab.hosts import Host, Lab, LabProcess, wait_port
 from orchestrator.lab.nemesis import Nemesis
 from orchestrator.lab.schedule import (
+    LEADER_KINDS,
     NETWORK_FAULTS,
+    ONE_WAY_KINDS,
+    PARTITION_KINDS,
     ScheduledFault,
     cut_pairs,
     make_schedule,
@@ -123,12 +126,12 @@ class ChaosRun:
     def _inject(self, fault: ScheduledFault) -> None:
         hosts: list[Host] = self.lab.hosts[:self.members]
         nemesis, i = self.nemesis, (fault.targets or (None,))[0]
-        if fault.kind in ("partition", "partition-leader", "ring", "bridge", "oneway"):
+        if fault.kind in PARTITION_KINDS:
             leader = None
-            if fault.kind == "partition-leader":
+            if fault.kind in LEADER_KINDS:
                 leader = report.current_leader(_lines(self.out / "leaders.jsonl"), self.peers)
             pairs = cut_pairs(fault.kind, fault.targets, self.members, leader)
-            nemesis.cut([(hosts[a], hosts[b]) for a, b in pairs], fault.kind, one_way=fault.kind == "oneway")
+            nemesis.cut([(hosts[a], hosts[b]) for a, b in pairs], fault.kind, one_way=fault.kind in ONE_WAY_KINDS)
         elif fault.kind == "loss":
             nemesis.loss(hosts[i], 30)
         elif fault.kind == "bandwidth":

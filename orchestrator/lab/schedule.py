@@ -9,6 +9,7 @@ depends on the kind:
 | partition | the minority side | random halves: targets and the rest stop hearing each other |
 | partition-leader | () | the member that leads when the fault starts is cut off from all others |
 | oneway | the minority side | targets stop hearing the rest; the rest still hear them |
+| deaf-to-leader | (i,) | i stops hearing the member that leads when the fault starts; the leader still hears i |
 | ring | every member, in ring order | each member hears only its neighbours within `ring_reach` steps |
 | bridge | every member, in order | first half and second half cut apart; the middle member hears both |
 | loss | (i,) | 30% of i's packets dropped, both ways |
@@ -25,9 +26,13 @@ import random
 from dataclasses import dataclass
 from itertools import combinations
 
-FAULTS = ("partition", "partition-leader", "oneway", "ring", "bridge", "loss", "bandwidth",
+FAULTS = ("partition", "partition-leader", "oneway", "deaf-to-leader", "ring", "bridge", "loss", "bandwidth",
           "kill", "pause", "hog", "member")
-NETWORK_FAULTS = {"partition", "partition-leader", "oneway", "ring", "bridge", "loss", "bandwidth"}
+NETWORK_FAULTS = {"partition", "partition-leader", "oneway", "deaf-to-leader", "ring", "bridge", "loss",
+                  "bandwidth"}
+PARTITION_KINDS = {"partition", "partition-leader", "oneway", "deaf-to-leader", "ring", "bridge"}
+LEADER_KINDS = {"partition-leader", "deaf-to-leader"}  # their cut depends on who leads
+ONE_WAY_KINDS = {"oneway", "deaf-to-leader"}
 EVERY_MEMBER_KINDS = {"ring", "bridge"}  # their targets are a permutation of every member
 MINORITY_KINDS = {"partition", "oneway"}
 
@@ -70,13 +75,15 @@ def ring_reach(members: int) -> int:
 
 
 def cut_pairs(kind: str, targets: tuple[int, ...], members: int, leader: int | None = None) -> list[tuple[int, int]]:
-    """The unordered member pairs a network partition cuts (both ways unless the kind is oneway,
-    where the pair is (deaf, unheard)). Empty when the shape cuts nothing (a ring of 3)."""
+    """The unordered member pairs a network partition cuts (both ways unless the kind is one
+    of ONE_WAY_KINDS, where the pair is (deaf, unheard)). Empty when the shape cuts nothing (a ring of 3)."""
     everyone = range(members)
     if kind == "partition-leader":
         if leader is None:
             return []
         return [(leader, other) for other in everyone if other != leader]
+    if kind == "deaf-to-leader":
+        return [(target, leader) for target in targets if leader is not None and target != leader]
     if kind in MINORITY_KINDS:
         return [(a, b) for a in targets for b in everyone if b not in targets]
     if kind == "ring":

@@ -59,6 +59,48 @@ def test_the_harness_catches_unsafe_local_reads(tmp_path):
     assert "not linearizable" in verdicts, verdicts
 
 
+def _records(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_reads_stay_linearizable_when_the_leader_is_cut_off_mid_burst(tmp_path):
+    """ReadIndex: the schedule that catches unsafe local reads (above), with the members' own
+    linearizable reads. A leader cut off mid-burst cannot confirm that it still leads, so it
+    answers no read (no stale one); the majority side elects a leader that answers them."""
+    isolate_leader = [ScheduledFault(start, 4.0, "partition-leader", ()) for start in (2.0, 7.0, 12.0)]
+    summary = ChaosRun(3, 18, ["partition-leader"], seed=1, out=tmp_path, clients=10,
+                       schedule=isolate_leader).run()
+    assert_safe(summary, tmp_path)
+    cuts = [(e["time"], e["time"] + 4.0) for e in _records(tmp_path / "faults.jsonl")
+            if e["event"] == "partition-leader" and e["pairs"]]
+    assert len(cuts) == 3, "the leader was known and cut off three times"
+    reads = [e for e in _records(tmp_path / "history.jsonl") if e["f"] == "read" and e["type"] == "ok"]
+    assert sum(any(a <= e["time"] <= b for a, b in cuts) for e in reads) > 30, "reads went on during the cuts"
+
+
+def test_a_member_that_cannot_hear_the_leader_does_not_depose_it(tmp_path):
+    """The chaos work's liveness finding: a re-added member that cannot hear the leader (but
+    reaches the others) kept starting elections and deposed a healthy leader every second.
+    Here m4 is removed, re-added empty, then cut off from the leader's side for 30 s. With
+    pre-vote and the lease rule for votes, the other four name one leader in one term for
+    all 30 s, m4's term never passes it, and after the heal every member follows it."""
+    schedule = [ScheduledFault(1.0, 2.0, "member", (3,)), ScheduledFault(4.0, 30.0, "deaf-to-leader", (3,))]
+    summary = ChaosRun(5, 38, ["member", "deaf-to-leader"], seed=3, out=tmp_path, schedule=schedule).run()
+    assert_safe(summary, tmp_path)
+    log = _records(tmp_path / "faults.jsonl")
+    assert all(e["ok"] for e in log if e["event"] in ("member_remove", "member_add")), log
+    cut = next(e for e in log if e["event"] == "deaf-to-leader")
+    assert len(cut["pairs"]) == 1, "m4 was cut off from the leader (and only from it)"
+    window = [o for o in _records(tmp_path / "leaders.jsonl")
+              if cut["time"] + 1.0 <= o["time"] <= cut["time"] + 30.0 and "error" not in o]
+    others = {(o["leader"], o["term"]) for o in window if o["member"] != 3}
+    assert len(others) == 1, f"leadership changed while m4 could not hear the leader: {sorted(others, key=str)}"
+    (leader, term), = others
+    assert leader is not None
+    assert max(o["term"] for o in window if o["member"] == 3) <= term, "m4 raised its term (no pre-vote)"
+    assert summary["settled"], summary["members_at_end"]
+
+
 MEMBERS = 3
 faults = st.builds(
     ScheduledFault,

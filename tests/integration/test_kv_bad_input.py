@@ -115,3 +115,76 @@ async def test_a_silent_connection_is_closed_after_the_auth_timeout(cluster, mon
     answers = await raw_exchange(cluster.endpoints[0])  # says nothing at all
     assert answers == [] or answers[-1]["error"]["code"] == "UNAUTHENTICATED"
     await still_serves(cluster)
+
+
+class _MakesADirectory:
+    """Unpickling this runs os.mkdir: what an attacker would put in a pickle."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+async def peer_exchange(peer: str, *chunks: bytes) -> bytes:
+    """Send bytes to a member's peer port; what it answered before closing (3 s at most)."""
+    host, port = peer.rsplit(":", 1)
+    received = b""
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        for chunk in chunks:
+            try:
+                await stream.send_all(chunk)
+            except trio.BrokenResourceError:
+                break
+        with trio.move_on_after(3):
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    break
+                if not data:
+                    return received
+                received += data
+    raise AssertionError("the member kept the connection open after a frame it cannot trust")
+
+
+async def test_a_pickle_on_the_peer_port_runs_nothing_and_the_member_keeps_serving(cluster, tmp_path):
+    """pysyncobj's own wire (zlib'd pickles) would run this pickle's code; members speak
+    msgpack frames with an HMAC tag and hang up on anything else, unread."""
+    import pickle
+    import zlib
+
+    marker = tmp_path / "pwned"
+    evil = zlib.compress(pickle.dumps(_MakesADirectory(str(marker))), 3)
+    pysyncobj_frame = struct.pack("i", len(evil)) + evil
+    for member in cluster.nodes:
+        await peer_exchange(member.peer, pysyncobj_frame)
+    assert not marker.exists()
+    await still_serves(cluster)
+
+
+async def test_a_peer_frame_without_the_secret_is_refused(cluster):
+    """A client that knows the wire but not the peer secret: hello, then a frame tagged with a
+    wrong key. The member answers only its hello and hangs up; a 1 GiB length gets the same."""
+    import msgpack
+
+    from kvstore.peer_transport import HELLO_BYTES, HELLO_MAGIC, frame_key, frame_tag
+
+    hello = HELLO_MAGIC + os.urandom(16)
+    for member in cluster.nodes:
+        host, port = member.peer.rsplit(":", 1)
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(hello)
+            answer = b""
+            while len(answer) < HELLO_BYTES:
+                answer += await stream.receive_some(HELLO_BYTES - len(answer))
+            assert answer.startswith(HELLO_MAGIC)
+            body = msgpack.packb(["status"])
+            tag = frame_tag(frame_key("not-the-secret-at-all"), answer[len(HELLO_MAGIC):], 0, body)
+            await stream.send_all(struct.pack(">I", len(tag) + len(body)) + tag + body)
+            with trio.fail_after(3):
+                assert await stream.receive_some(65536) == b""  # closed, nothing answered
+        answered = await peer_exchange(member.peer, hello + struct.pack(">I", 1 << 30))
+        assert answered.startswith(HELLO_MAGIC) and len(answered) == HELLO_BYTES
+    await still_serves(cluster)

@@ -61,3 +61,12 @@ def test_a_one_way_cut_leaves_the_other_direction_open():
 
 def test_a_ring_of_three_cuts_nothing():
     assert cut_pairs("ring", (0, 1, 2), 3) == []
+
+
+def test_deaf_to_leader_cuts_only_the_leader_to_target_direction():
+    pairs = cut_pairs("deaf-to-leader", (3,), 5, leader=1)
+    hears = who_hears_whom(pairs, 5, one_way=True)
+    assert pairs == [(3, 1)]
+    assert hears[3] == {0, 2, 4} and hears[1] == {0, 2, 3, 4}
+    assert cut_pairs("deaf-to-leader", (1,), 5, leader=1) == []  # the leader cannot be deaf to itself
+    assert cut_pairs("deaf-to-leader", (3,), 5, leader=None) == []

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from kvstore.journal import MAGIC, DurableJournal
 
 
@@ -20,11 +22,17 @@ def test_entries_come_back_after_reopening(tmp_path):
     assert again.durable_index == 5
 
 
-def test_a_torn_tail_is_cut_at_the_last_whole_record(tmp_path):
-    filled(tmp_path / "j")._destroy()
-    size = os.path.getsize(tmp_path / "j")
-    with open(tmp_path / "j", "r+b") as f:
-        f.truncate(size - 3)  # a crash in the middle of writing record 5
+@pytest.mark.parametrize("crash", ["file cut short", "record half written into preallocated space"])
+def test_a_torn_tail_is_cut_at_the_last_whole_record(tmp_path, crash):
+    journal = filled(tmp_path / "j")
+    end = journal._end
+    journal._destroy()
+    with open(tmp_path / "j", "r+b") as f:  # a crash in the middle of writing record 5
+        if crash == "file cut short":
+            f.truncate(end - 3)
+        else:
+            f.seek(end - 3)
+            f.write(b"\0\0\0")
     again = DurableJournal(tmp_path / "j")
     assert [e[1] for e in again] == [1, 2, 3, 4]
     again.add(b"new5", 5, 2)

@@ -1,0 +1,50 @@
+"""Election rules pysyncobj lacks, pure: pre-vote and the leader-lease rule for votes.
+
+The disruptive member (Raft dissertation §4.2.3, §9.6): a member that cannot hear the leader
+but can reach the others times out, raises its term and asks for votes; every member that
+sees the higher term drops the leader, so a healthy leader is deposed again and again.
+Measured in the chaos runs: a re-added member cut off from the leader forced a new election
+about every second. Two rules stop it, as in etcd (PreVote + CheckQuorum):
+- pre-vote (§9.6): before raising its term a member asks whether it *would* get votes; a
+  member grants that only if it has not heard from a live leader within the minimum election
+  timeout and the asker's log is at least as up to date as its own. Nothing changes state on
+  a pre-vote, so a member that cannot win never raises its term;
+- leader lease for votes (§4.2.3): a real RequestVote that arrives within the minimum
+  election timeout of hearing from a current leader is ignored (neither the term nor the vote
+  changes), unless it comes from a leadership transfer, which the leader itself started.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def log_at_least_as_up_to_date(candidate_last_term: int, candidate_last_index: int,
+                               own_last_term: int, own_last_index: int) -> bool:
+    """Raft §5.4.1: compare the last entries' terms, then the logs' lengths."""
+    return (candidate_last_term, candidate_last_index) >= (own_last_term, own_last_index)
+
+
+def follower_has_leader(now_s: float, last_leader_contact_s: float, leader_connected: bool,
+                        election_min_s: float) -> bool:
+    """A follower still hears a live leader: recent contact on a connection that is still up.
+    (A leader killed outright closes its connections; waiting out the timeout would only
+    delay the election that replaces it.)"""
+    return leader_connected and now_s - last_leader_contact_s < election_min_s
+
+
+def leader_has_quorum(now_s: float, last_response_s: Iterable[float], election_min_s: float) -> bool:
+    """A leader heard from a majority (itself included) within the minimum election timeout."""
+    responses = list(last_response_s)
+    recent = 1 + sum(now_s - t < election_min_s for t in responses)
+    return recent > (len(responses) + 1) / 2
+
+
+def grant_pre_vote(candidate_term: int, own_term: int, candidate_last_term: int, candidate_last_index: int,
+                   own_last_term: int, own_last_index: int, hears_leader: bool) -> bool:
+    return (candidate_term > own_term and not hears_leader
+            and log_at_least_as_up_to_date(candidate_last_term, candidate_last_index, own_last_term, own_last_index))
+
+
+def majority(granted: int, voters_total: int) -> bool:
+    return granted > voters_total / 2

@@ -1,0 +1,75 @@
+"""Pre-vote and the lease rule for votes, glued to pysyncobj (rules: kvstore.elections).
+
+pysyncobj starts an election inside `_onTick` as soon as its election deadline has passed.
+Before each tick the replica calls `_hold_election_for_pre_vote`: unless a pre-vote for the
+next term has passed, it pushes the deadline back and asks the others first. Once a majority
+(itself included) said yes, the deadline is set to 0 and pysyncobj's own election runs in the
+next tick. A real RequestVote that arrives while this member hears a live leader is dropped
+by the replica's message handler (`_hears_leader`), except one from a leadership transfer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kvstore import elections
+
+
+class PreVote:
+    """Mixin for Replica: needs timing, _pre_vote, _transfer_election, _last_leader_contact_s
+    and _send, and pysyncobj's state."""
+
+    def _hears_leader(self) -> bool:
+        now = time.monotonic()
+        if self._isLeader():
+            responses = self._SyncObj__lastResponseTime.values()
+            return elections.leader_has_quorum(now, responses, self.timing.election_min_s)
+        leader = self._getLeader()
+        return leader is not None and elections.follower_has_leader(
+            now, self._last_leader_contact_s, leader in self._SyncObj__connectedNodes, self.timing.election_min_s)
+
+    def _hold_election_for_pre_vote(self) -> None:
+        """pysyncobj starts an election in `_onTick` once its deadline passed. Unless a pre-vote
+        for it has passed, push the deadline back and ask the others first."""
+        if self._isLeader() or self.selfNode is None:
+            return
+        now = time.monotonic()
+        if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
+            return
+        if self._SyncObj__transferInProgress:
+            self._transfer_election = True  # TimeoutNow from the leader: elect at once
+            return
+        term = self.raftCurrentTerm + 1
+        if self._pre_vote is not None and self._pre_vote["passed"] and self._pre_vote["term"] == term:
+            return  # let pysyncobj's election run in this tick
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+        self._pre_vote = {"term": term, "granted": {self.selfNode}, "passed": False}
+        message = {"type": "pre_vote", "term": term, "last_log_index": self._SyncObj__getCurrentLogIndex(),
+                   "last_log_term": self._SyncObj__getCurrentLogTerm()}
+        for node in self.otherNodes:
+            self._send(node, dict(message))
+        self._count_pre_votes()
+
+    def _on_pre_vote(self, node, message: dict) -> None:
+        granted = elections.grant_pre_vote(
+            message.get("term", 0), self.raftCurrentTerm, message.get("last_log_term", 0),
+            message.get("last_log_index", 0), self._SyncObj__getCurrentLogTerm(),
+            self._SyncObj__getCurrentLogIndex(), self._hears_leader())
+        self._send(node, {"type": "pre_vote_resp", "term": message.get("term"), "granted": granted})
+
+    def _on_pre_vote_resp(self, node, message: dict) -> None:
+        pre_vote = self._pre_vote
+        if pre_vote is None or message.get("term") != pre_vote["term"] or not message.get("granted"):
+            return
+        pre_vote["granted"].add(node)
+        self._count_pre_votes()
+
+    def _count_pre_votes(self) -> None:
+        pre_vote = self._pre_vote
+        if pre_vote["passed"] or pre_vote["term"] != self.raftCurrentTerm + 1:
+            return
+        voters = len(self.otherNodes) + 1
+        if elections.majority(len(pre_vote["granted"] & (self.otherNodes | {self.selfNode})), voters):
+            pre_vote["passed"] = True
+            self._SyncObj__raftElectionDeadline = 0  # pysyncobj starts the election next tick
+
