@@ -7,7 +7,7 @@
   Python client send): a merge patch where some lists merge by a key instead of being replaced,
   with the directives `$patch` (replace / delete / merge), `$setElementOrder/<list>`,
   `$deleteFromPrimitiveList/<list>` and `$retainKeys`. Merge keys are the ones k8s.io/api
-  declares (shared/reference/k8s-api.md §1.5).
+  declares (patchMergeKey in its types).
 """
 
 from __future__ import annotations

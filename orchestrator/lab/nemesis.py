@@ -1,8 +1,8 @@
 """The nemesis: faults for a lab, applied and removed through one interface, each one logged.
 
 Network faults (root + netns labs only) are rules of one bridge-family nft table in the fabric
-namespace, where every host's veth meets the bridge (shared/reference/netproxy.md §4: silent,
-directional, in one place). The whole table is rewritten in one `nft -f` transaction on every
+namespace, where every host's veth meets the bridge (silent, directional, and all in one
+place). The whole table is rewritten in one `nft -f` transaction on every
 change, so the rules are always exactly the faults in force. There is no netem on this kernel:
 loss is `numgen random`, bandwidth is tbf on the host's veth.
 
