@@ -13,16 +13,12 @@ from kvstore.wire import FrameReader, frame
 from tests.integration.conftest import client_for
 
 
-async def raw_exchange(endpoint: str, *chunks: bytes, token: str | None = None) -> list[dict] | None:
-    """Send bytes (after auth, if a token is given); answer the frames received until the member
-    closes the connection or 3 s pass. None if it closed without a word."""
+async def send_then_listen(endpoint: str, chunks: tuple[bytes, ...]) -> tuple[bytes, bool]:
+    """Send each chunk (stopping if the member hangs up), then read for 3 s at most: what came back,
+    and whether the member closed the connection by then."""
     host, port = endpoint.rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    reader = FrameReader(max_frame_bytes=1 << 30)
-    answers: list[dict] = []
-    async with stream:
-        if token is not None:
-            await stream.send_all(frame({"type": "auth", "token": token}))
+    received = b""
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
         for chunk in chunks:
             try:
                 await stream.send_all(chunk)
@@ -33,12 +29,23 @@ async def raw_exchange(endpoint: str, *chunks: bytes, token: str | None = None) 
                 try:
                     data = await stream.receive_some(65536)
                 except trio.BrokenResourceError:
-                    break
+                    return received, True
                 if not data:
-                    break
-                reader.feed(data)
-                while (message := reader.next_message()) is not None:
-                    answers.append(message)
+                    return received, True
+                received += data
+    return received, False
+
+
+async def raw_exchange(endpoint: str, *chunks: bytes, token: str | None = None) -> list[dict]:
+    """Send bytes (after auth, if a token is given); the frames received until the member
+    closes the connection or 3 s pass."""
+    auth = (frame({"type": "auth", "token": token}),) if token is not None else ()
+    received, _ = await send_then_listen(endpoint, auth + chunks)
+    reader = FrameReader(max_frame_bytes=1 << 30)
+    reader.feed(received)
+    answers: list[dict] = []
+    while (message := reader.next_message()) is not None:
+        answers.append(message)
     return answers
 
 
@@ -129,24 +136,9 @@ class _MakesADirectory:
 
 async def peer_exchange(peer: str, *chunks: bytes) -> bytes:
     """Send bytes to a member's peer port; what it answered before closing (3 s at most)."""
-    host, port = peer.rsplit(":", 1)
-    received = b""
-    async with await trio.open_tcp_stream(host, int(port)) as stream:
-        for chunk in chunks:
-            try:
-                await stream.send_all(chunk)
-            except trio.BrokenResourceError:
-                break
-        with trio.move_on_after(3):
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except trio.BrokenResourceError:
-                    break
-                if not data:
-                    return received
-                received += data
-    raise AssertionError("the member kept the connection open after a frame it cannot trust")
+    received, closed = await send_then_listen(peer, chunks)
+    assert closed, "the member kept the connection open after a frame it cannot trust"
+    return received
 
 
 async def test_a_pickle_on_the_peer_port_runs_nothing_and_the_member_keeps_serving(cluster, tmp_path):
