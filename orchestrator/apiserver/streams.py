@@ -55,9 +55,11 @@ def _kubelet_target(route: Route, pod: dict, request: Request) -> str:
     return f"/{route.subresource}/{namespace}/{name}/{container}" + (f"?{query}" if query else "")
 
 
-def _not_running(pod: dict, container: str) -> str | None:
+def _not_running(pod: dict, container: str, subresource: str) -> str | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") == container and "running" not in (status.get("state") or {}):
+            if subresource == "attach":
+                return channels.not_found_in_pod(container, pod["metadata"]["name"], pod["metadata"]["namespace"])
             return f"container {container} is not running in pod {pod['metadata']['name']}: cannot stream to it"
     return None
 
@@ -70,7 +72,7 @@ async def serve(request: Request, route: Route, store: Store, kubelet: KubeletCl
     target = _kubelet_target(route, pod, request)
     if not isinstance(request, WebSocketRequest):
         if route.subresource != "portforward":
-            reason = _not_running(pod, container_of(pod, request.query.get("container")))
+            reason = _not_running(pod, container_of(pod, request.query.get("container")), route.subresource)
             if reason:
                 raise errors.bad_request(reason)
         kind = "portForward" if route.subresource == "portforward" else route.subresource

@@ -45,6 +45,7 @@ class ContainerPlan:
     stdin: bool
     tty: bool
     invalid_env_names: list[str]
+    stdin_once: bool = False
 
 
 def _quantity(container: dict, kind: str, name: str) -> int | None:
@@ -110,4 +111,5 @@ def container_plan(pod: dict, container: dict, image: ImageFacts, facts: PodFact
     mounts = volumes.container_mounts(container, pod_volumes, volume_dirs, variables)
     env = envvars.merged_with_image(image.env, resolved.env)
     return ContainerPlan(argv, env, container.get("workingDir") or image.working_dir or None, mounts, resources,
-                         bool(container.get("stdin")), bool(container.get("tty")), resolved.invalid_names)
+                         bool(container.get("stdin")), bool(container.get("tty")), resolved.invalid_names,
+                         bool(container.get("stdinOnce")))

@@ -226,7 +226,8 @@ class PodActions:
                        f"Keys [{', '.join(plan.invalid_env_names)}] from the EnvFrom were skipped since they are "
                        "considered invalid environment variable names.")
         config = rt.ContainerConfig(record.uid, name, action.attempt, spec.get("image", ""), plan.argv, plan.env,
-                                    plan.working_dir, mounts, resources(plan.resources), plan.stdin, plan.tty)
+                                    plan.working_dir, mounts, resources(plan.resources), plan.stdin, plan.tty,
+                                    plan.stdin_once)
         try:
             state = await self.k.runtime_call("start_container", record.sandbox, config)
         except rt.InvalidSpec as err:

@@ -3,7 +3,8 @@ app asks this object for what to stream to; it finds the pod and container on th
 
     PodStreams(kubelet).exec(namespace, pod, container, argv, stdin=..., tty=...) -> ExecProcess
     PodStreams(kubelet).connect(namespace, pod, port) -> trio stream to the pod's port
-    PodStreams(kubelet).attach(...)  -> StreamTargetError 501 until the runtime can attach
+    PodStreams(kubelet).attach(namespace, pod, container, stdin=..., stdout=..., stderr=...)
+        -> ShimAttachment to the running container's own stdio
 
 Errors are StreamTargetError(code, reason, message), for the app to answer as a Status.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 import trio
 
 from orchestrator.kubelet.model import RUNNING
+from orchestrator.kubelet.runtime.attach import ShimAttachment
+from orchestrator.kubelet.runtime.base import RuntimeFailure
+from orchestrator.streaming import channels
 
 
 class StreamTargetError(Exception):
@@ -43,9 +47,20 @@ class PodStreams:
         target = self.running_container(namespace, name, container)
         return await trio.to_thread.run_sync(lambda: self.k.runtime.exec(target.id, argv, stdin=stdin, tty=tty))
 
-    async def attach(self, namespace: str, name: str, container: str, *, stdin: bool, tty: bool):
-        self.running_container(namespace, name, container)
-        raise StreamTargetError(501, "NotImplemented", "attach is not supported by this runtime yet")
+    async def attach(self, namespace: str, name: str, container: str, *, stdin: bool, stdout: bool,
+                     stderr: bool) -> ShimAttachment:
+        """Kubernetes' kubelet answers an attach to a container that is not running with "container
+        C not found in pod NAME_NAMESPACE" (it looks among running containers only)."""
+        pod = self._pod(namespace, name)
+        target = next((c for c in self.k.cache.of(pod["metadata"]["uid"]) if c.name == container and
+                       c.state == RUNNING), None)
+        if target is None:
+            raise StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
+        try:
+            point = await trio.to_thread.run_sync(self.k.runtime.attach_point, target.id)
+            return await ShimAttachment.open(point, stdin=stdin, stdout=stdout, stderr=stderr)
+        except RuntimeFailure as err:
+            raise StreamTargetError(500, "InternalError", str(err)) from None
 
     async def connect(self, namespace: str, name: str, port: int) -> trio.abc.Stream:
         pod = self._pod(namespace, name)

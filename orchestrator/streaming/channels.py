@@ -139,3 +139,16 @@ def exec_options(query_string: str, *, attach: bool = False) -> ExecOptions:
     if options.tty and options.stderr:
         options = ExecOptions(options.command, options.stdin, options.stdout, False, True, options.container)
     return options
+
+
+def with_terminal(options: ExecOptions, tty: bool) -> ExecOptions:
+    """An attach gets the container's terminal setting, not the one asked for (Kubernetes' kubelet:
+    whether a process runs on a terminal cannot change after it started); a terminal has no stderr."""
+    return ExecOptions(options.command, options.stdin, options.stdout, options.stderr and not tty, tty,
+                       options.container)
+
+
+def not_found_in_pod(container: str, pod: str, namespace: str) -> str:
+    """Kubernetes' kubelet's refusal of an attach to a container that is not running (it looks among
+    running containers only; the pod is named by its "full name", NAME_NAMESPACE)."""
+    return f"container {container} not found in pod {pod}_{namespace}"

@@ -36,9 +36,32 @@ async def _pump(ws: WebSocket, channel: int, source: trio.lowlevel.FdStream, for
             await ws.send(channels.frame(channel, data))
 
 
-async def _feed(ws: WebSocket, process, stdin: trio.lowlevel.FdStream | None, options: channels.ExecOptions,
-                protocol: str, gone: trio.CancelScope) -> None:
-    """kubectl's messages: stdin, resizes, the v5 close of stdin. Ends the session when kubectl leaves."""
+class ProcessInput:
+    """An exec'd process as what `feed` writes to: its stdin pipe (or terminal) and its resize."""
+
+    def __init__(self, process, stdin: trio.lowlevel.FdStream | None, tty: bool) -> None:
+        self.process, self.stdin, self.tty = process, stdin, tty
+
+    async def write(self, data: bytes) -> None:
+        if self.stdin is None:
+            return
+        try:
+            await self.stdin.send_all(data)
+        except BROKEN:
+            self.stdin = None  # the process closed its stdin or ended; further input has nowhere to go
+
+    async def end(self) -> None:
+        if self.stdin is not None and not self.tty:
+            await self.stdin.aclose()  # the process reads EOF (echo hi | kubectl exec -i ... -- cat)
+            self.stdin = None
+
+    async def resize(self, cols: int, rows: int) -> None:
+        self.process.resize(cols, rows)
+
+
+async def feed(ws: WebSocket, sink, options: channels.ExecOptions, protocol: str, gone: trio.CancelScope) -> None:
+    """kubectl's messages to `sink` (write, end, resize): stdin, the v5 close of stdin, terminal
+    resizes. Ends the session (cancels `gone`) when kubectl leaves. Shared by exec and attach."""
     while (message := await ws.receive()) is not None:
         try:
             event = channels.parse(message, protocol)
@@ -47,15 +70,12 @@ async def _feed(ws: WebSocket, process, stdin: trio.lowlevel.FdStream | None, op
             continue
         if isinstance(event, channels.Resize):
             if options.tty and event.width and event.height:
-                process.resize(event.width, event.height)
+                await sink.resize(event.width, event.height)
         elif isinstance(event, channels.Close):
-            if event.channel == channels.STDIN and stdin is not None and not options.tty:
-                await stdin.aclose()  # the process reads EOF (echo hi | kubectl exec -i ... -- cat)
-        elif stdin is not None and event.payload:
-            try:
-                await stdin.send_all(event.payload)
-            except BROKEN:
-                stdin = None  # the process closed its stdin or ended; further input has nowhere to go
+            if event.channel == channels.STDIN and options.stdin:
+                await sink.end()
+        elif options.stdin and event.payload:
+            await sink.write(event.payload)
     gone.cancel()
 
 
@@ -68,7 +88,7 @@ async def run(ws: WebSocket, process, options: channels.ExecOptions, protocol: s
     try:
         with trio.CancelScope() as gone:
             async with trio.open_nursery() as session:
-                session.start_soon(_feed, ws, process, stdin, options, protocol, gone)
+                session.start_soon(feed, ws, ProcessInput(process, stdin, options.tty), options, protocol, gone)
                 async with trio.open_nursery() as pumps:
                     for channel, source, forward in outputs:
                         if source is not None:

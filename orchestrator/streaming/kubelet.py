@@ -2,11 +2,13 @@
 
     GET /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
         WebSocket, v5.channel.k8s.io or v4.channel.k8s.io (exec_session.py)
-    GET /attach/{namespace}/{pod}/{container}       the same protocols; the runtime says 501
+    GET /attach/{namespace}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..
+        the same protocols, to the running container's own stdio (attach_session.py)
     GET /portForward/{namespace}/{pod}               WebSocket, SPDY/3.1+portforward.k8s.io
 
 `pod_streams` is the kubelet's seam (orchestrator/kubelet/streams.py): exec() -> ExecProcess,
-connect(namespace, pod, port) -> trio stream, errors as StreamTargetError(code, reason, message).
+attach() -> an attachment (receive, write, end, resize, aclose, tty), connect(namespace, pod, port)
+-> trio stream, errors as StreamTargetError(code, reason, message).
 SPDY/3.1 over a plain HTTP upgrade (kubectl 1.29 and older for exec, 1.30 and older for
 port-forward) is answered with a 400 Status naming the protocols served: Hypercorn hands an app
 no raw connection to switch to SPDY on.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 
-from orchestrator.streaming import channels, exec_session, forward_session
+from orchestrator.streaming import attach_session, channels, exec_session, forward_session
 from orchestrator.streaming.asgi import WebSocket
 
 log = logging.getLogger("ketch.streaming.kubelet")
@@ -70,7 +72,12 @@ async def _exec(ws: WebSocket, pod_streams, kind: str, namespace: str, pod: str,
     query = ws.scope.get("query_string", b"").decode()
     options = channels.exec_options(query, attach=kind == "attach")
     if kind == "attach":
-        await pod_streams.attach(namespace, pod, container, stdin=options.stdin, tty=options.tty)
+        attachment = await pod_streams.attach(namespace, pod, container, stdin=options.stdin, stdout=options.stdout,
+                                              stderr=options.stderr)
+        log.info("event=attach pod=%s/%s container=%s tty=%s", namespace, pod, container, attachment.tty)
+        await ws.accept(protocol)
+        # the terminal is the container's, whatever was asked, as the kubelet decides
+        return await attach_session.run(ws, attachment, channels.with_terminal(options, attachment.tty), protocol)
     process = await pod_streams.exec(namespace, pod, container, options.command, stdin=options.stdin,
                                      tty=options.tty)
     log.info("event=exec pod=%s/%s container=%s command=%s tty=%s", namespace, pod, container,

@@ -1,8 +1,10 @@
-"""`kubectl exec` and `kubectl port-forward` against a real control plane and a real kubelet with
-runc, kubectl running inside lab host h1 (KubeletLab): exit codes reach kubectl's own exit code,
-stdin reaches the command, a terminal gets kubectl's window size, a container that is not running
-is refused with a message, an old kubectl is told which protocols are served, and port-forward
-carries HTTP to a busybox httpd in the pod for a Python socket in h1."""
+"""`kubectl exec`, `kubectl attach`, `kubectl run -i/-it` and `kubectl port-forward` against a real
+control plane and a real kubelet with runc, kubectl running inside lab host h1 (KubeletLab): exit
+codes reach kubectl's own exit code, stdin reaches the command, a terminal gets kubectl's window
+size, a container that is not running is refused with a message, an old kubectl is told which
+protocols are served, attach shows a running container's new output and feeds its stdin, `kubectl
+run -it --rm` gives a shell and removes the pod, and port-forward carries HTTP to a busybox httpd
+in the pod for a Python socket in h1."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ def cluster(tmp_path_factory):
         cluster.apply(pod("web", None, {"name": "web", "image": "busybox", "command": ["sh", "-c", HTTPD]}))
         cluster.apply(pod("stuck", None, {"name": "main", "image": "busybox", "command": ["sleep", "3600"]},
                           initContainers=[{"name": "wait", "image": "busybox", "command": ["sleep", "3600"]}]))
-        cluster.wait(lambda: ready(cluster.pod("web")), 90, "pod web Ready")
+        cluster.apply(pod("clock", None, {"name": "clock", "image": "busybox", "command": ["sh", "-c", CLOCK]}))
+        cluster.wait(lambda: ready(cluster.pod("web")) and ready(cluster.pod("clock")), 90, "pods web, clock Ready")
         yield cluster
     finally:
         cluster.close()
@@ -59,36 +62,58 @@ def test_exec_feeds_stdin_and_the_command_sees_its_end(cluster):
     assert result.stdout == "hi\nthere\ndone\n"
 
 
+class Terminal:
+    """kubectl on a pseudo-terminal of 33 rows and 111 columns, as a person types at it."""
+
+    def __init__(self, cluster, *args: str) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        self.process = subprocess.Popen(cluster.kubectl_argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                                        env=cluster.kubectl_env(), start_new_session=True)
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, text: bytes | None, timeout_s: float = 30) -> str:
+        """The screen so far once `text` is on it (None: until kubectl ends); fails on a timeout."""
+        deadline = time.monotonic() + timeout_s
+        while text is None or text not in self.output:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} within {timeout_s} s; the screen: {self.output!r}")
+            ready_fds, _, _ = select.select([self.master], [], [], 0.5)
+            if ready_fds:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                self.output += chunk
+            elif self.process.poll() is not None:
+                break
+        return self.output.decode(errors="replace")
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            os.close(self.master)
+
+
 def test_exec_with_a_tty_has_kubectls_window_size(cluster):
     """kubectl -t needs a terminal: it runs on a pseudo-terminal of 33 rows and 111 columns, and
     sends that size as a resize; `stty size` inside reads it back."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    process = subprocess.Popen(cluster.kubectl_argv("exec", "-it", "web", "--", "sh", "-c", "stty size; tty"),
-                               stdin=slave, stdout=slave, stderr=slave, env=cluster.kubectl_env(),
-                               start_new_session=True)
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + 30
+    terminal = Terminal(cluster, "exec", "-it", "web", "--", "sh", "-c", "stty size; tty")
     try:
-        while time.monotonic() < deadline:
-            ready_fds, _, _ = select.select([master], [], [], 0.5)
-            if ready_fds:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            elif process.poll() is not None:
-                break
-        assert process.wait(timeout=10) == 0, output
+        text = terminal.read_until(None)
     finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
-    text = output.decode(errors="replace")
+        code = terminal.close()
+    assert code == 0, text
     assert "33 111" in text and "/dev/pts/" in text, text
 
 
@@ -110,6 +135,64 @@ def test_exec_by_a_kubectl_that_speaks_only_spdy_is_told_the_protocols_served(cl
     result = cluster.kubectl("exec", "web", "--", "true", binary=minor(28), check=False)
     assert result.returncode != 0
     assert "v5.channel.k8s.io" in result.stderr and "WebSocket" in result.stderr, result.stderr
+
+
+CLOCK = "i=0; while true; do i=$((i+1)); echo tick $i $(date); sleep 1; done"
+
+
+def _ticks(text: str) -> list[int]:
+    return [int(line.split()[1]) for line in text.splitlines() if line.startswith("tick ")]
+
+
+def test_attach_shows_a_running_containers_new_output_and_leaving_does_not_stop_it(cluster):
+    before = max(_ticks(cluster.kubectl("logs", "clock").stdout))
+    attach = subprocess.Popen(cluster.kubectl_argv("attach", "clock"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=cluster.kubectl_env(), text=True)
+    try:
+        lines = [attach.stdout.readline() for _ in range(3)]
+    finally:
+        attach.terminate()
+        attach.wait(timeout=10)
+    ticks = _ticks("".join(lines))
+    assert len(ticks) == 3 and ticks[0] >= before and ticks == list(range(ticks[0], ticks[0] + 3)), lines
+    time.sleep(1.5)
+    assert max(_ticks(cluster.kubectl("logs", "clock").stdout)) > ticks[-1]
+    assert cluster.pod("clock")["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_run_it_rm_gives_a_shell_that_answers_and_the_pod_is_removed(cluster):
+    terminal = Terminal(cluster, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh")
+    try:
+        terminal.read_until(b"If you don't see a command prompt", timeout_s=90)
+        terminal.type("stty size; echo answer-$((6*7))\r")
+        terminal.read_until(b"answer-42")
+        terminal.type("exit\r")
+        text = terminal.read_until(None, timeout_s=60)
+    finally:
+        code = terminal.close()
+    assert code == 0, text
+    assert "33 111" in text and 'pod "shell" deleted' in text, text
+    cluster.wait(lambda: cluster.pod("shell") is None, 30, "pod shell gone")
+
+
+def test_run_i_rm_feeds_a_pipe_to_the_container_and_ends_with_its_end(cluster):
+    result = cluster.kubectl("run", "-i", "--rm", "echo", "--image=busybox", "--restart=Never", "--", "cat",
+                             input="hello\nworld\n", timeout=120)
+    assert "hello\nworld\n" in result.stdout and 'pod "echo" deleted' in result.stdout, result
+    cluster.wait(lambda: cluster.pod("echo") is None, 30, "pod echo gone")
+
+
+def test_run_i_reports_the_containers_exit_code(cluster):
+    result = cluster.kubectl("run", "-i", "--rm", "fail", "--image=busybox", "--restart=Never", "--", "sh", "-c",
+                             "read word; echo $word; exit 3", input="bye\n", timeout=120, check=False)
+    assert result.returncode == 3 and "bye" in result.stdout, result
+    cluster.wait(lambda: cluster.pod("fail") is None, 30, "pod fail gone")
+
+
+def test_attach_to_a_container_that_is_not_running_says_so(cluster):
+    result = cluster.kubectl("attach", "stuck", "-c", "main", check=False, timeout=30)
+    assert result.returncode != 0
+    assert "container main not found in pod stuck_default" in result.stderr, result.stderr
 
 
 FETCH = """

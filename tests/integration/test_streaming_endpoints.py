@@ -32,8 +32,8 @@ class HostStreams:
             raise StreamTargetError(400, "BadRequest", f"container {container} is not running in pod {name}")
         return execs.with_pty(argv) if tty else execs.with_pipes(argv, stdin=stdin)
 
-    async def attach(self, *args, **kwargs):
-        raise StreamTargetError(501, "NotImplemented", "attach is not supported by this runtime yet")
+    async def attach(self, namespace, name, container, **kwargs):
+        raise StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
 
     async def connect(self, namespace, name, port):
         if port not in self.port_targets:
@@ -119,7 +119,7 @@ async def test_exec_with_a_tty_is_resized(kubelet):
     ("/exec/default/web/other?command=true&stdout=true", [channels.V5], 400, "container other is not running"),
     ("/exec/default/web/main?command=true&stdout=true", ["channel.k8s.io"], 400, "v5.channel.k8s.io"),
     ("/exec/default/web/main?stdout=true", [channels.V5], 400, "at least one command"),
-    ("/attach/default/web/main?stdout=true", [channels.V5], 501, "attach is not supported"),
+    ("/attach/default/web/main?stdout=true", [channels.V5], 500, "container main not found in pod web_default"),
     ("/nothing", [channels.V5], 404, "expected /exec"),
 ])
 async def test_refusals_are_statuses_before_the_upgrade(kubelet, target, protocols, code, text):

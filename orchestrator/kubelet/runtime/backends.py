@@ -78,7 +78,7 @@ class RuncRuntime(RuntimeCore):
         cgroups_path = "/" + group.child("runc").relative if self.uses_cgroups else ""
         spec = oci.config(rootfs=str(rootfs), argv=cfg.argv, env=env, cwd=cfg.working_dir or image.working_dir or "/",
                           hostname=sandbox.hostname, netns=sandbox.netns_path, cgroups_path=cgroups_path,
-                          mounts=mounts, host_image=host_image)
+                          mounts=mounts, host_image=host_image, terminal=cfg.tty)
         (directory / "config.json").write_text(json.dumps(spec))
         self.runc_root.mkdir(parents=True, exist_ok=True)
         return {"mode": "runc", "argv": self.runc() + ["run", "--bundle", str(directory), "--pid-file",

@@ -69,6 +69,7 @@ class ContainerConfig:
     resources: Resources
     stdin: bool = False
     tty: bool = False
+    stdin_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ class ContainerState:
 class ContainerUsage:
     cpu_usage_ns: int
     memory_working_set_bytes: int
+
+
+@dataclass(frozen=True)
+class AttachPoint:
+    """Where a running container's shim serves attach (shim.py's protocol), and whether the
+    container has a terminal (then the attach has one output stream, as Kubernetes makes it)."""
+    directory: str
+    tty: bool
+    stdin: bool
 
 
 class ExecProcess(Protocol):
@@ -124,5 +134,7 @@ class ContainerRuntime(Protocol):
     def remove_container(self, container_id: str) -> None: ...
 
     def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool) -> ExecProcess: ...
+
+    def attach_point(self, container_id: str) -> AttachPoint: ...
 
     def usage(self, pod_uid: str) -> dict[str, ContainerUsage]: ...

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from orchestrator.kubelet.runtime import cgroups
 from orchestrator.kubelet.runtime.base import (
+    AttachPoint,
     ContainerConfig,
     ContainerState,
     ContainerUsage,
@@ -145,7 +146,7 @@ class RuntimeCore:
                 group.create()
                 group.limit(cfg.resources)
             spec = self._command(directory, sandbox, cfg, image, group, container_id)
-            spec["log"] = str(log)
+            spec.update(log=str(log), stdin=cfg.stdin, stdin_once=cfg.stdin_once, tty=cfg.tty)
             (directory / "spec.json").write_text(json.dumps(spec))
             state = {"id": container_id, "pod_uid": cfg.pod_uid, "name": cfg.name, "attempt": cfg.attempt,
                      "image": cfg.image, "image_id": image.image_id, "log_path": str(log),
@@ -204,6 +205,14 @@ class RuntimeCore:
                 except (KeyError, TypeError):
                     continue
         return out
+
+    def attach_point(self, container_id: str) -> AttachPoint:
+        """The running container's shim socket; RuntimeFailure when it is not running."""
+        directory = self.container_dir(container_id)
+        if not (directory / "state.json").exists() or self._state(directory).state != "running":
+            raise RuntimeFailure(f"container {container_id} is not running")
+        spec = _read(directory / "spec.json") or {}
+        return AttachPoint(str(directory), bool(spec.get("tty")), bool(spec.get("stdin")))
 
     def signal(self, container_id: str, sig: int) -> None:
         directory = self.container_dir(container_id)
@@ -306,4 +315,6 @@ def environment(image: ImageConfig, cfg: ContainerConfig, hostname: str) -> dict
     env.update(dict(cfg.env))
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.setdefault("HOSTNAME", hostname)
+    if cfg.tty:
+        env.setdefault("TERM", "xterm")  # as containerd gives a container with a terminal
     return env

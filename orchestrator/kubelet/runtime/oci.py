@@ -1,6 +1,7 @@
 """The OCI runtime spec (config.json) of one container, for runc (pure).
 
-terminal false (a detached runc without a tty fails on `/dev/tty` otherwise), the image's rootfs
+terminal false unless the container asks for a tty (runc then makes the container a console and,
+running in the foreground, relays it to its own terminal: the shim's pseudo-terminal), the image's rootfs
 (an overlay the runtime mounted), argv, env, cwd, hostname, the pod's network namespace by path,
 new PID/IPC/UTS/mount namespaces, the sandbox's /etc/resolv.conf and /etc/hosts, the volumes as
 bind mounts, the host image's /usr and /etc read-only, and the cgroup path below the container's
@@ -21,7 +22,8 @@ def _bind(source: str, destination: str, readonly: bool) -> dict:
 
 
 def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: str, netns: str | None,
-           cgroups_path: str, mounts: list[tuple[str, str, bool]], host_image: bool = False) -> dict:
+           cgroups_path: str, mounts: list[tuple[str, str, bool]], host_image: bool = False,
+           terminal: bool = False) -> dict:
     mount_list = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755",
@@ -42,7 +44,7 @@ def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: 
     capabilities = {kind: list(DEFAULT_CAPABILITIES) for kind in ("bounding", "effective", "permitted")}
     return {
         "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": argv, "env": env, "cwd": cwd or "/",
+        "process": {"terminal": terminal, "user": {"uid": 0, "gid": 0}, "args": argv, "env": env, "cwd": cwd or "/",
                     "capabilities": capabilities, "noNewPrivileges": False,
                     },
         "root": {"path": rootfs, "readonly": False},
