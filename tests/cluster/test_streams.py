@@ -90,6 +90,9 @@ class Terminal:
                 self.output += chunk
             elif self.process.poll() is not None:
                 break
+        if text is not None and text not in self.output:
+            raise AssertionError(f"kubectl ended (status {self.process.poll()}) before {text!r}; the screen: "
+                                 f"{self.output!r}")
         return self.output.decode(errors="replace")
 
     def type(self, text: str) -> None:
