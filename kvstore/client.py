@@ -34,6 +34,9 @@ from kvstore.sessions import MAX_RESULTS_PER_CLIENT
 from kvstore.wire import FrameReader, frame, receive_message
 
 MAX_WRITES_IN_FLIGHT = MAX_RESULTS_PER_CLIENT
+# What a member may answer in one frame: a range over every pod of a large cluster is far over the
+# request limit (etcd's client takes up to 2 GiB); bounded still, against a member gone wrong.
+MAX_RESPONSE_FRAME_BYTES = 256 * 1024 * 1024
 RETRY_PAUSE_S = 0.1
 
 
@@ -47,7 +50,7 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream, endpoint: str) -> None:
         self.stream = stream
         self.endpoint = endpoint
-        self.reader = FrameReader()
+        self.reader = FrameReader(MAX_RESPONSE_FRAME_BYTES)
         self.pending: dict[int, list] = {}  # id -> [event, message]
         self.watches: dict[int, trio.MemorySendChannel] = {}
         self.ids = itertools.count(1)

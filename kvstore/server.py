@@ -36,6 +36,23 @@ from kvstore.wire import FrameReader, frame, receive_message
 log = logging.getLogger("ketch.kv.server")
 
 MAX_IN_FLIGHT = 256
+WATCH_PUSH_BYTES = 512 * 1024  # a burst of changes (1,000 nodes registering) is sent in pieces of about this
+
+
+def watch_batches(groups: list[dict], limit_bytes: int) -> list[list[dict]]:
+    """Revision groups in order, cut into runs of about limit_bytes of keys and values (a group
+    larger than that alone makes one run: a revision is never split)."""
+    batches: list[list[dict]] = []
+    size = limit_bytes
+    for group in groups:
+        weight = sum(len(e["kv"].get("key", b"")) + len(e["kv"].get("value", b"")) + 64 +
+                     len((e.get("prev_kv") or {}).get("value", b"")) for e in group["events"])
+        if size + weight > limit_bytes and size > 0:
+            batches.append([])
+            size = 0
+        batches[-1].append(group)
+        size += weight
+    return batches
 REQUEST_TIMEOUT_S = 5.0
 READ_TIMED_OUT = ("no quorum confirmed the read index in time", False)  # (message, ambiguous)
 WRITE_TIMED_OUT = ("the write was not committed in time; it may still apply", True)
@@ -307,8 +324,13 @@ class KVServer:
                 except KVError as err:  # compacted: the watcher must re-read and start again
                     await push({"canceled": True, "compact_revision": err.details.get("compact_revision", 0)})
                     return
-                if groups:  # like etcd: what is ready goes out together, never half a revision
-                    await push({"revision": read_at, "events": [e for g in groups for e in g["events"]]})
+                # like etcd: what is ready goes out together, never half a revision, in pushes of
+                # about WATCH_PUSH_BYTES; a push short of the end says the revision of its own last
+                # events (a watcher takes "revision" as how far it has seen)
+                batches = watch_batches(groups, WATCH_PUSH_BYTES)
+                for number, batch in enumerate(batches, 1):
+                    seen = read_at if number == len(batches) else batch[-1]["revision"]
+                    await push({"revision": seen, "events": [e for g in batch for e in g["events"]]})
                 next_revision = max(next_revision, read_at + 1)
                 if self.replica.revision < next_revision:
                     await self.feed.wait_change()

@@ -154,6 +154,26 @@ async def test_watch_replays_old_revisions_and_refuses_compacted_ones(kv_cluster
         assert info.value.code == "COMPACTED" and info.value.details["compact_revision"] == revisions[3]
 
 
+async def test_a_watch_replaying_more_than_a_frame_holds_gets_every_event_in_pieces(kv_cluster):
+    """Found with 1,000 hollow nodes registering at once: a watch push over the frame limit ended
+    the API server's kv client. 40 values of 100 KB (4 MB) replayed from the start arrive whole,
+    in order, in pushes each saying how far it has seen."""
+    cluster = kv_cluster(1)
+    async with client_for(cluster) as kv:
+        revisions = [(await kv.put(b"big/%02d" % i, bytes([i]) * 100_000))["header"]["revision"] for i in range(40)]
+        async with kv.watch(b"big/", b"big0", start_revision=revisions[0]) as groups:
+            got, pushes = [], []
+            with trio.fail_after(20):
+                async for group in groups:
+                    pushes.append(group["revision"])
+                    got += [e["kv"]["mod_revision"] for e in group["events"]]
+                    assert group["revision"] >= got[-1]
+                    if len(got) == 40:
+                        break
+        assert got == revisions and len(pushes) > 1 and pushes == sorted(pushes)
+        await kv.put(b"alive", b"yes")  # the client is still connected and serving
+
+
 async def test_a_watch_resumes_on_another_member_when_its_member_dies(kv_cluster):
     cluster = kv_cluster(3)
     leader = await leader_of(cluster)

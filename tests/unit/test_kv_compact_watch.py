@@ -99,3 +99,14 @@ def test_watch_from_the_compact_revision_works_and_below_it_answers_compacted():
     with pytest.raises(KVError) as info:
         sm.watch_events(3, b"\0", b"\0")
     assert info.value.code == "COMPACTED" and info.value.details["compact_revision"] == 4
+
+
+def test_watch_pushes_are_cut_between_revisions_never_inside_one():
+    from kvstore.server import watch_batches
+
+    def group(revision: int, *sizes: int) -> dict:
+        return {"revision": revision, "events": [{"kv": {"key": b"k", "value": b"x" * n}} for n in sizes]}
+    groups = [group(1, 400), group(2, 400), group(3, 2000), group(4, 10)]
+    cuts = [[g["revision"] for g in batch] for batch in watch_batches(groups, 1000)]
+    assert cuts == [[1, 2], [3], [4]]  # 3 alone is over the limit: one push of its own, not split
+    assert watch_batches([], 1000) == []
