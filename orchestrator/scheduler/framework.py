@@ -25,29 +25,40 @@ def nonzero_requests(requests: dict[str, int]) -> dict[str, int]:
     return {"cpu": requests.get("cpu") or DEFAULT_MILLI_CPU, "memory": requests.get("memory") or DEFAULT_MEMORY}
 
 
+def affinity_terms(pod: dict, kind: str) -> list[dict]:
+    """The pod's required terms of kind podAffinity or podAntiAffinity."""
+    return ((((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {})
+            .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+
+
 @dataclass
 class NodeInfo:
+    """A node and the pods on it, with what a scheduling cycle reads of them kept at hand (the
+    name, labels and allocatable are plain attributes: a cycle reads them for every node)."""
     node: dict
     pods: list[dict] = field(default_factory=list)
     requested: collections.Counter = field(default_factory=collections.Counter)
     nonzero: collections.Counter = field(default_factory=collections.Counter)  # requests with the defaults
+    # pods with required anti-affinity, as Kubernetes' NodeInfo keeps them: a cycle checks these
+    # against the new pod instead of every pod in the cluster
+    anti_affinity_pods: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.allocatable = quantity.resources((self.node.get("status") or {}).get("allocatable"))
+        self.set_node(self.node)
 
-    @property
-    def name(self) -> str:
-        return self.node["metadata"]["name"]
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return self.node["metadata"].get("labels") or {}
+    def set_node(self, node: dict) -> None:
+        self.node = node
+        self.name: str = node["metadata"]["name"]
+        self.labels: dict[str, str] = node["metadata"].get("labels") or {}
+        self.allocatable = quantity.resources((node.get("status") or {}).get("allocatable"))
 
     def add_pod(self, pod: dict) -> None:
         requests = pod_requests(pod)
         self.pods.append(pod)
         self.requested.update(requests)
         self.nonzero.update(nonzero_requests(requests))
+        if affinity_terms(pod, "podAntiAffinity"):
+            self.anti_affinity_pods.append(pod)
 
     def remove_pod(self, uid: str) -> None:
         for i, pod in enumerate(self.pods):
@@ -56,6 +67,7 @@ class NodeInfo:
                 self.requested.subtract(requests)
                 self.nonzero.subtract(nonzero_requests(requests))
                 del self.pods[i]
+                self.anti_affinity_pods = [p for p in self.anti_affinity_pods if p["metadata"]["uid"] != uid]
                 return
 
 

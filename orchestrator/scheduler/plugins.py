@@ -12,6 +12,7 @@ from orchestrator.api.selectors import selector_requirements
 from orchestrator.scheduler.framework import (
     CycleState,
     NodeInfo,
+    affinity_terms,
     nonzero_requests,
 )
 from orchestrator.scheduler.volumebinding import VolumeBinding, VolumeObjects
@@ -129,11 +130,6 @@ class BalancedAllocation:
         return int(100 * (1 - deviation))
 
 
-def _affinity_terms(pod: dict, kind: str) -> list[dict]:
-    return ((((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {})
-            .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
-
-
 def _term_namespaces(term: dict, pod: dict) -> set[str]:
     return set(term.get("namespaces") or [pod["metadata"].get("namespace")])
 
@@ -146,20 +142,27 @@ class InterPodAffinity:
     def prefilter(self, state, pod, nodes):
         domain_of = {}  # (topologyKey, node name) -> value
         pods_by_domain: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
-        keys = {t.get("topologyKey") for kind in ("podAffinity", "podAntiAffinity") for t in _affinity_terms(pod, kind)}
-        keys |= {t.get("topologyKey") for info in nodes for p in info.pods
-                 for t in _affinity_terms(p, "podAntiAffinity")}
+        anti_by_domain: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)  # their anti-affinity
+        keys = {t.get("topologyKey") for kind in ("podAffinity", "podAntiAffinity") for t in affinity_terms(pod, kind)}
+        keys |= {t.get("topologyKey") for info in nodes for p in info.anti_affinity_pods
+                 for t in affinity_terms(p, "podAntiAffinity")}
+        if not keys:
+            state.data["affinity"] = None  # no term on either side: nothing to check on any node
+            return
         for info in nodes:
             for key in keys:
                 if key in info.labels:
                     domain_of[(key, info.name)] = info.labels[key]
                     pods_by_domain[(key, info.labels[key])].extend(info.pods)
-        state.data["affinity"] = (domain_of, pods_by_domain)
+                    anti_by_domain[(key, info.labels[key])].extend(info.anti_affinity_pods)
+        state.data["affinity"] = (domain_of, pods_by_domain, anti_by_domain)
 
     def filter(self, state, pod, info):
-        domain_of, pods_by_domain = state.data["affinity"]
+        if state.data["affinity"] is None:
+            return None
+        domain_of, pods_by_domain, anti_by_domain = state.data["affinity"]
         labels = pod["metadata"].get("labels") or {}
-        for term in _affinity_terms(pod, "podAntiAffinity"):
+        for term in affinity_terms(pod, "podAntiAffinity"):
             value = domain_of.get((term.get("topologyKey"), info.name))
             if value is not None and any(
                 p["metadata"].get("namespace") in _term_namespaces(term, pod)
@@ -167,9 +170,9 @@ class InterPodAffinity:
                 for p in pods_by_domain[(term.get("topologyKey"), value)]
             ):
                 return "node(s) didn't match pod anti-affinity rules"
-        for key_value, members in pods_by_domain.items():
+        for key_value, members in anti_by_domain.items():
             for existing in members:
-                for term in _affinity_terms(existing, "podAntiAffinity"):
+                for term in affinity_terms(existing, "podAntiAffinity"):
                     if (
                         term.get("topologyKey") != key_value[0]
                         or domain_of.get((key_value[0], info.name)) != key_value[1]
@@ -179,7 +182,7 @@ class InterPodAffinity:
                         term.get("labelSelector"), labels
                     ):
                         return "node(s) didn't match pod anti-affinity rules"
-        for term in _affinity_terms(pod, "podAffinity"):
+        for term in affinity_terms(pod, "podAffinity"):
             value = domain_of.get((term.get("topologyKey"), info.name))
             matches = value is not None and any(
                 p["metadata"].get("namespace") in _term_namespaces(term, pod)

@@ -99,8 +99,7 @@ class Scheduler:
         info = self.infos.get(new["metadata"]["name"])
         if info is None:
             return self._node_added(new)
-        info.node = new
-        info.__post_init__()
+        info.set_node(new)
         if (
             (old.get("spec") or {}) != (new.get("spec") or {})
             or old["metadata"].get("labels") != new["metadata"].get("labels")

@@ -114,6 +114,9 @@ def test_required_anti_affinity_both_ways():
     # an existing pod's anti-affinity keeps a matching newcomer away from b as well
     result = schedule(pod("web-4", labels={"app": "web"}), [b])
     assert result.message == "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules."
+    assert [p["metadata"]["name"] for p in b.anti_affinity_pods] == ["web-3"]  # kept at hand, not searched for
+    b.remove_pod("uid-web-3")
+    assert not b.anti_affinity_pods and schedule(pod("web-5", labels={"app": "web"}), [b]).node == "b"
 
 
 def test_topology_spread_do_not_schedule_and_default_spreading():
