@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orchestrator.api import quantity
+from orchestrator.api.nodes import is_unschedulable
+from orchestrator.api.nodes import taints as node_taints
 from orchestrator.api.pods import requests as pod_requests
 
 DEFAULT_MILLI_CPU, DEFAULT_MEMORY = 100, 200 * 1024 * 1024  # what scoring assumes for "no request"
@@ -51,6 +53,8 @@ class NodeInfo:
         self.name: str = node["metadata"]["name"]
         self.labels: dict[str, str] = node["metadata"].get("labels") or {}
         self.allocatable = quantity.resources((node.get("status") or {}).get("allocatable"))
+        self.unschedulable = is_unschedulable(node)
+        self.taints: list[dict] = node_taints(node)
 
     def add_pod(self, pod: dict) -> None:
         requests = pod_requests(pod)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import math
 
-from orchestrator.api import nodes, pods
+from orchestrator.api import pods
 from orchestrator.api.pods import requests as pod_requests
 from orchestrator.api.scheduling import node_term_matches, tolerates
 from orchestrator.api.selectors import selector_requirements
@@ -35,7 +35,7 @@ class NodeUnschedulable:
     name = "NodeUnschedulable"
 
     def filter(self, state, pod, info):
-        if not (info.node.get("spec") or {}).get("unschedulable"):
+        if not info.unschedulable:
             return None
         taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
         return None if tolerates(pods.tolerations(pod), taint) else "node(s) were unschedulable"
@@ -45,16 +45,20 @@ class TaintToleration:
     name, weight = "TaintToleration", 3
 
     def filter(self, state, pod, info):
+        if not info.taints:
+            return None
         tolerations = pods.tolerations(pod)
-        for taint in nodes.taints(info.node):
+        for taint in info.taints:
             if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
                 shown = f"{taint.get('key')}: {taint.get('value')}" if taint.get("value") else taint.get("key")
                 return f"node(s) had untolerated taint {{{shown}}}"
         return None
 
     def score(self, state, pod, info):
+        if not info.taints:
+            return 100
         tolerations = pods.tolerations(pod)
-        bad = sum(1 for t in nodes.taints(info.node)
+        bad = sum(1 for t in info.taints
                   if t.get("effect") == "PreferNoSchedule" and not tolerates(tolerations, t))
         return max(0, 100 - 50 * bad)
 
@@ -100,8 +104,10 @@ class NodeResourcesFit:
         return reasons or None
 
 
-def _fractions(pod: dict, info: NodeInfo) -> list[float]:
-    requests = nonzero_requests(pod_requests(pod))
+def _fractions(state, pod: dict, info: NodeInfo) -> list[float]:
+    requests = state.data.get("nonzero")
+    if requests is None:  # once per cycle, not once per node
+        requests = state.data["nonzero"] = nonzero_requests(pod_requests(pod))
     out = []
     for resource in ("cpu", "memory"):
         allocatable = info.allocatable.get(resource, 0)
@@ -114,7 +120,7 @@ class LeastAllocated:
     name = "NodeResourcesLeastAllocated"
 
     def score(self, state, pod, info):
-        fractions = _fractions(pod, info)
+        fractions = _fractions(state, pod, info)
         return int(100 * (1 - sum(fractions) / len(fractions))) if fractions else 0
 
 
@@ -122,7 +128,7 @@ class BalancedAllocation:
     name = "NodeResourcesBalancedAllocation"
 
     def score(self, state, pod, info):
-        fractions = _fractions(pod, info)
+        fractions = _fractions(state, pod, info)
         if len(fractions) < 2:
             return 100
         mean = sum(fractions) / len(fractions)  # statistics.pstdev is exact (Fractions) and slow here
