@@ -31,18 +31,8 @@ def ready_count(plane: LocalControlPlane) -> tuple[int, int]:
 
 
 def soak(plane: LocalControlPlane, count: int, minutes: float) -> list[dict]:
-    pki = plane.pki_dir
-    plane.start_component("controller-manager", "controller-manager", "--kubeconfig",
-                          str(pki / "controller-manager.kubeconfig"), "--cluster-cidr", "10.128.0.0/9",
-                          "--node-monitor-grace-seconds", "40")
-    plane.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
-    plane.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
-                          "--count", str(count))
-    deadline = time.monotonic() + 180
-    while ready_count(plane) != (count, count):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {count} hollow nodes were not all Ready within 180 s")
-        time.sleep(5)
+    plane.start_components(count, controller_args=("--cluster-cidr", "10.128.0.0/9", "--node-monitor-grace-seconds",
+                                                   "40"), ready_timeout_s=180)
     samples, start = [], time.monotonic()
     while time.monotonic() - start < minutes * 60:
         total, ready = ready_count(plane)

@@ -28,7 +28,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.client import kubeconfig
-from orchestrator.client.api import NODES, PODS, APIClient
+from orchestrator.client.api import PODS, APIClient
 from orchestrator.lab.local_plane import LocalControlPlane
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,13 +72,7 @@ async def measure(plane: LocalControlPlane, nodes: int, pods: int, rate: float) 
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
     running: dict[str, float] = {}
-    async with APIClient(access, connections=8) as api:
-        deadline = time.monotonic() + 120
-        while len([n for n in (await api.list(NODES, label_selector="type=hollow"))["items"]
-                   if (n.get("spec") or {}).get("podCIDR")]) < nodes:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the hollow nodes did not all register with a pod CIDR")
-            await trio.sleep(1)
+    async with APIClient(access, connections=8) as api:  # the nodes are Ready: start_components waited
         start_rv = (await api.list(PODS, "default"))["metadata"]["resourceVersion"]
 
         async def watch() -> None:
@@ -137,12 +131,7 @@ def run_one(nodes: int, pods: int, rate: float, api_workers: int) -> dict:
         plane = LocalControlPlane(Path(work), api_workers=api_workers)
         try:
             plane.start()
-            pki = plane.pki_dir
-            plane.start_component("controller-manager", "controller-manager", "--kubeconfig",
-                                  str(pki / "controller-manager.kubeconfig"), "--cluster-cidr", "10.128.0.0/9")
-            plane.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
-            plane.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
-                                  "--count", str(nodes))
+            plane.start_components(nodes, controller_args=("--cluster-cidr", "10.128.0.0/9"), ready_timeout_s=120)
             return {**trio.run(measure, plane, nodes, pods, rate), "api_workers": api_workers}
         finally:
             plane.stop()

@@ -58,13 +58,8 @@ def cluster(tmp_path_factory):
     plane = LocalControlPlane(tmp_path_factory.mktemp("control"), api_workers=2)
     try:
         plane.start()
-        pki = plane.pki_dir
-        plane.start_component("controller-manager", "controller-manager", "--kubeconfig",
-                              str(pki / "controller-manager.kubeconfig"), "--node-monitor-grace-seconds", "4",
-                              "--pod-eviction-seconds", "2")
-        plane.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
-        plane.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
-                              "--count", "5", "--cpu", "2", "--memory", "4Gi", "--heartbeat-seconds", "1")
+        plane.start_components(5, heartbeat_s=1, hollow_args=("--cpu", "2", "--memory", "4Gi"),
+                               controller_args=("--node-monitor-grace-seconds", "4", "--pod-eviction-seconds", "2"))
         yield Cluster(plane)
     finally:
         plane.stop()
