@@ -136,12 +136,8 @@ class WatchCache:
         if len(self.events) == self.events.maxlen:
             self.oldest = self.events[0].revision
         self.events.append(watch_event)
-        if self.by_node:
-            node = (obj.get("spec") or {}).get("nodeName") or ""
-            targets = list(self.unindexed) + list(self.by_node.get(node, ()))
-        else:
-            targets = list(self.watchers)
-        for watcher in targets:
+        node = (obj.get("spec") or {}).get("nodeName") or "" if self.by_node else None
+        for watcher in [*self.unindexed, *self.by_node.get(node, ())]:
             if watch_event.revision > watcher.after and watcher.accept(obj):
                 try:
                     watcher.send.send_nowait(watch_event)

@@ -34,10 +34,15 @@ def ours(name: str) -> bool:
     return False
 
 
+def left_behind(before: set[str], kept: set[str] = frozenset()) -> set[str]:
+    """This run's lab namespaces made since `before`, other than those still meant to be there."""
+    return {name for name in set(lab_namespaces()) - before - kept if ours(name)}
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers():
     """Every cluster test must leave no lab namespace behind, pass or fail."""
     before = set(lab_namespaces())
     yield
-    left = {name for name in set(lab_namespaces()) - before if ours(name)}
+    left = left_behind(before)
     assert not left, f"left behind: {left}"

@@ -183,6 +183,11 @@ def get_loop(url: str, times: int, prefix: str = "") -> str:
     return (f"for i in $(seq {times}); do {prefix}timeout 3 {prefix}wget -qO- {url} || echo FAIL; done")
 
 
+def answer_addresses(nslookup_output: str) -> list[str]:
+    """The IPv4 records busybox nslookup printed (the server's own Address line has a :53)."""
+    return re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", nslookup_output, re.M)
+
+
 def answers(text: str) -> Counter:
     return Counter(line.strip() for line in text.splitlines() if line.strip())
 
@@ -353,11 +358,8 @@ def test_names_resolve_from_a_pod_and_a_headless_service_gives_the_pods(lab):
     assert lines[0].split()[1:] and lines[0].split()[1] in web, log
     assert lines[1].split()[1:] and lines[1].split()[1] in web, log
     _, service_answer, headless_answer, _ = log.split("==")
-
-    def addresses(answer: str) -> set[str]:  # the answer records (the server's line has a :53)
-        return set(re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", answer, re.M))
-    assert addresses(service_answer) == {ip}, service_answer
-    assert addresses(headless_answer) == {p["status"]["podIP"] for p in web.values()}, headless_answer
+    assert set(answer_addresses(service_answer)) == {ip}, service_answer
+    assert set(answer_addresses(headless_answer)) == {p["status"]["podIP"] for p in web.values()}, headless_answer
 
 
 def test_a_statefulset_pod_has_a_stable_dns_name_under_its_headless_service(lab):
@@ -373,8 +375,7 @@ def test_a_statefulset_pod_has_a_stable_dns_name_under_its_headless_service(lab)
         log = client_pod(lab, "worker-1", "nslookup db-0.db.default.svc.cluster.local; echo ==; "
                          "echo got $(timeout 3 wget -qO- http://db-1.db)")
         answer, fetched = log.split("==")
-        assert re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", answer, re.M) == [
-            db["db-0"]["status"]["podIP"]], answer
+        assert answer_addresses(answer) == [db["db-0"]["status"]["podIP"]], answer
         assert fetched.split() == ["got", "db-1"], log
 
         kubectl(lab, "delete", "pod", "db-0", "--wait=false")  # kubernetes#135562: see tests/control
@@ -382,8 +383,7 @@ def test_a_statefulset_pod_has_a_stable_dns_name_under_its_headless_service(lab)
                                  db["db-0"]["metadata"]["uid"] else None)(ready_pods(lab, "db", 2)),
                         READY_S, "a new db-0 ready")
         log = client_pod(lab, "worker-2", "nslookup db-0.db.default.svc.cluster.local")
-        assert re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", log, re.M) == [
-            back["db-0"]["status"]["podIP"]], log
+        assert answer_addresses(log) == [back["db-0"]["status"]["podIP"]], log
     finally:
         kubectl(lab, "delete", "statefulset,service", "db", "--wait=false")
 

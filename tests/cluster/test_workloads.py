@@ -12,7 +12,7 @@ import pytest
 from netproxy.podnet.layout import netns_name
 from orchestrator.api import timestamps
 from orchestrator.lab.hosts import lab_namespaces
-from tests.cluster.conftest import ours
+from tests.cluster.conftest import left_behind
 from tests.cluster.kubelet_lab import KubeletLab
 
 pytestmark = pytest.mark.cluster
@@ -40,7 +40,7 @@ def no_leftovers(cluster):
     yield
     live = {netns_name(p["spec"]["nodeName"], p["metadata"]["uid"]) for p in cluster.json("get", "pods")["items"]
             if p["spec"].get("nodeName")}
-    left = {name for name in set(lab_namespaces()) - before - live if ours(name)}
+    left = left_behind(before, live)
     assert not left, f"left behind: {left}"
 
 
