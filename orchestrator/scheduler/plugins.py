@@ -10,6 +10,7 @@ from orchestrator.api.pods import requests as pod_requests
 from orchestrator.api.scheduling import node_term_matches, tolerates
 from orchestrator.api.selectors import selector_requirements
 from orchestrator.scheduler.framework import (
+    SKIP,
     CycleState,
     NodeInfo,
     affinity_terms,
@@ -25,6 +26,9 @@ def _selector_matches(selector: dict | None, labels: dict) -> bool:
 
 class NodeName:
     name = "NodeName"
+
+    def prefilter(self, state, pod, nodes):
+        return None if pods.node_name(pod) else SKIP
 
     def filter(self, state: CycleState, pod: dict, info: NodeInfo):
         wanted = pods.node_name(pod)
@@ -54,6 +58,9 @@ class TaintToleration:
                 return f"node(s) had untolerated taint {{{shown}}}"
         return None
 
+    def prescore(self, state, pod, feasible):
+        return None if any(info.taints for info in feasible) else SKIP
+
     def score(self, state, pod, info):
         if not info.taints:
             return 100
@@ -66,6 +73,12 @@ class TaintToleration:
 class NodeAffinity:
     name, weight = "NodeAffinity", 2
 
+    def prefilter(self, state, pod, nodes):
+        spec = pod.get("spec") or {}
+        node_affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+        return None if spec.get("nodeSelector") or node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") \
+            else SKIP
+
     def filter(self, state, pod, info):
         spec = pod.get("spec") or {}
         labels = info.labels
@@ -77,14 +90,18 @@ class NodeAffinity:
             return "node(s) didn't match Pod's node affinity/selector"
         return None
 
-    def score(self, state, pod, info):
-        preferred = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}) \
+    def prescore(self, state, pod, feasible):
+        state.data["preferred"] = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}) \
             .get("preferredDuringSchedulingIgnoredDuringExecution") or []
-        return sum(p.get("weight", 0) for p in preferred if node_term_matches(p.get("preference") or {}, info.node))
+        return None if state.data["preferred"] else SKIP
+
+    def score(self, state, pod, info):
+        return sum(p.get("weight", 0) for p in state.data["preferred"]
+                   if node_term_matches(p.get("preference") or {}, info.node))
 
     def normalize(self, scores):
-        top = max(scores.values()) or 1
-        return {name: 100 * value // top for name, value in scores.items()}
+        top = max(scores) or 1
+        return [100 * value // top for value in scores]
 
 
 class NodeResourcesFit:
@@ -104,35 +121,48 @@ class NodeResourcesFit:
         return reasons or None
 
 
-def _fractions(state, pod: dict, info: NodeInfo) -> list[float]:
-    requests = state.data.get("nonzero")
-    if requests is None:  # once per cycle, not once per node
-        requests = state.data["nonzero"] = nonzero_requests(pod_requests(pod))
-    out = []
-    for resource in ("cpu", "memory"):
-        allocatable = info.allocatable.get(resource, 0)
-        if allocatable > 0:
-            out.append(min(1.0, (info.nonzero[resource] + requests[resource]) / allocatable))
-    return out
+def _node_fractions(state, pod: dict, feasible: list[NodeInfo]) -> None:
+    """Each feasible node's cpu and memory share taken with the pod on it, once per cycle for
+    both resource scorers."""
+    if "fractions" in state.data:
+        return
+    requests = nonzero_requests(pod_requests(pod))
+    fractions = state.data["fractions"] = {}
+    for info in feasible:
+        out = []
+        for resource in ("cpu", "memory"):
+            allocatable = info.allocatable.get(resource, 0)
+            if allocatable > 0:
+                out.append(min(1.0, (info.nonzero[resource] + requests[resource]) / allocatable))
+        fractions[info.name] = out
 
 
 class LeastAllocated:
     name = "NodeResourcesLeastAllocated"
 
+    def prescore(self, state, pod, feasible):
+        _node_fractions(state, pod, feasible)
+
     def score(self, state, pod, info):
-        fractions = _fractions(state, pod, info)
+        fractions = state.data["fractions"][info.name]
         return int(100 * (1 - sum(fractions) / len(fractions))) if fractions else 0
 
 
 class BalancedAllocation:
     name = "NodeResourcesBalancedAllocation"
 
+    def prescore(self, state, pod, feasible):
+        _node_fractions(state, pod, feasible)
+
     def score(self, state, pod, info):
-        fractions = _fractions(state, pod, info)
+        fractions = state.data["fractions"][info.name]
         if len(fractions) < 2:
             return 100
-        mean = sum(fractions) / len(fractions)  # statistics.pstdev is exact (Fractions) and slow here
-        deviation = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
+        if len(fractions) == 2:  # cpu and memory: the standard deviation of two values
+            deviation = abs(fractions[0] - fractions[1]) / 2
+        else:
+            mean = sum(fractions) / len(fractions)  # statistics.pstdev is exact (Fractions) and slow here
+            deviation = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
         return int(100 * (1 - deviation))
 
 
@@ -154,7 +184,7 @@ class InterPodAffinity:
                  for t in affinity_terms(p, "podAntiAffinity")}
         if not keys:
             state.data["affinity"] = None  # no term on either side: nothing to check on any node
-            return
+            return SKIP
         for info in nodes:
             for key in keys:
                 if key in info.labels:
@@ -230,17 +260,16 @@ class PodTopologySpread:
         owner = next((o.get("uid") for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
         siblings = {}
         if owner and not constraints:
-            for key, _ in self.DEFAULTS:
-                domains = collections.Counter()
-                for info in nodes:
-                    if key in info.labels:
-                        domains[info.labels[key]] += sum(
-                            1
-                            for p in info.pods
-                            if any(o.get("uid") == owner for o in p["metadata"].get("ownerReferences") or [])
-                        )
-                siblings[key] = domains
+            siblings = {key: collections.Counter() for key, _ in self.DEFAULTS}
+            for info in nodes:
+                count = info.owners.get(owner)
+                if count:
+                    for key, domains in siblings.items():
+                        if key in info.labels:
+                            domains[info.labels[key]] += count
         state.data["siblings"] = siblings
+        hard = any(c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule" for c in constraints)
+        return None if hard else SKIP
 
     def filter(self, state, pod, info):
         constraints, counts = state.data["spread"]
@@ -255,6 +284,11 @@ class PodTopologySpread:
                 return "node(s) didn't match pod topology spread constraints"
         return None
 
+    def prescore(self, state, pod, feasible):
+        constraints, _ = state.data["spread"]
+        soft = any(c.get("whenUnsatisfiable") == "ScheduleAnyway" for c in constraints)
+        return None if soft or state.data["siblings"] else SKIP
+
     def score(self, state, pod, info):
         constraints, counts = state.data["spread"]
         penalty = 0
@@ -268,8 +302,8 @@ class PodTopologySpread:
         return -penalty
 
     def normalize(self, scores):
-        low, high = min(scores.values()), max(scores.values())
-        return {name: 100 if high == low else int(100 * (value - low) / (high - low)) for name, value in scores.items()}
+        low, high = min(scores), max(scores)
+        return [100 if high == low else int(100 * (value - low) / (high - low)) for value in scores]
 
 
 def default_plugins(volume_objects: VolumeObjects | None = None) -> list:

@@ -32,14 +32,17 @@ from orchestrator.client.workqueue import WorkQueue
 from orchestrator.metrics import Counter, Histogram, Registry
 from orchestrator.scheduler.framework import Framework, NodeInfo
 from orchestrator.scheduler.plugins import default_plugins
+from orchestrator.scheduler.profile import PluginTimes
 from orchestrator.scheduler.volumebinding import check_claims
 
 log = logging.getLogger("ketch.scheduler")
 INITIAL_BACKOFF_S, MAX_BACKOFF_S = 1.0, 10.0
+PROFILE_EVERY_S = 30.0
 
 
 class Scheduler:
-    def __init__(self, api: APIClient, name: str = "default-scheduler", identity: str | None = None) -> None:
+    def __init__(self, api: APIClient, name: str = "default-scheduler", identity: str | None = None,
+                 profile: bool = False) -> None:
         self.api, self.name = api, name
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
         self.factory = InformerFactory(api)
@@ -49,7 +52,10 @@ class Scheduler:
         self.claim_informer = self.factory.informer(self.claims_resource)
         self.volume_informer = self.factory.informer(resource("persistentvolumes"))
         self.class_informer = self.factory.informer(resource("storageclasses", "storage.k8s.io"))
-        self.framework = Framework(default_plugins(self))
+        # --profile: every plugin call timed, the table logged every PROFILE_EVERY_S and at the end
+        self.times = PluginTimes() if profile else None
+        plugins = default_plugins(self)
+        self.framework = Framework([self.times.wrap(p) for p in plugins] if self.times else plugins)
         self.events = EventRecorder(api, name)
         self.infos: dict[str, NodeInfo] = {}
         self.placed: dict[str, str] = {}  # pod uid -> node, bound or assumed
@@ -187,6 +193,8 @@ class Scheduler:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                if self.times:
+                    nursery.start_soon(self._log_profile)
                 for pod in self.pods.items():
                     if self._wants(pod):
                         self.enqueue(object_key(pod))
@@ -198,12 +206,22 @@ class Scheduler:
                     self.schedule_one(pod, nursery)
         finally:
             self.leading = False
+            if self.times and self.times.cycles:
+                log.info("event=plugin_times (since start)\n%s", self.times.table())
+
+    async def _log_profile(self) -> None:
+        while True:
+            await trio.sleep(PROFILE_EVERY_S)
+            if self.times.cycles:
+                log.info("event=plugin_times (since start)\n%s", self.times.table())
 
     def schedule_one(self, pod: dict, nursery: trio.Nursery) -> None:
         started = time.perf_counter()
         key, uid = object_key(pod), pod["metadata"]["uid"]
         result = self.framework.schedule(pod, list(self.infos.values()))
         self.latency.observe(time.perf_counter() - started)
+        if self.times:
+            self.times.cycle(time.perf_counter() - started)
         self.attempts[key] = self.attempts.get(key, 0) + 1
         if result.node is None:
             self.attempts_total.labels(result="unschedulable").inc()

@@ -136,3 +136,39 @@ def test_topology_spread_do_not_schedule_and_default_spreading():
     x, y = node("x"), node("y")
     x.add_pod(pod("o1", owner="rs-1"))
     assert schedule(pod("o2", owner="rs-1"), [x, y]).node == "y"
+
+
+def test_default_spreading_follows_the_owner_across_zones_and_forgets_removed_pods():
+    a1, a2, b1 = node("a1", zone="a"), node("a2", zone="a"), node("b1", zone="b")
+    a1.add_pod(pod("o1", owner="rs-1"))
+    a2.add_pod(pod("o2", owner="rs-1"))
+    a2.add_pod(pod("other", owner="rs-2"))  # another owner's pods do not count
+    assert schedule(pod("o3", owner="rs-1"), [a1, a2, b1]).node == "b1"
+    a1.remove_pod("uid-o1")
+    b1.add_pod(pod("o4", owner="rs-1"))
+    b1.add_pod(pod("o5", owner="rs-1"))
+    assert schedule(pod("o6", owner="rs-1"), [a1, a2, b1]).node == "a1"  # a1 is empty again
+
+
+def test_profile_times_each_plugin_and_skipped_checks_are_not_called():
+    from orchestrator.scheduler.profile import PluginTimes
+
+    times = PluginTimes()
+    framework = Framework([times.wrap(p) for p in default_plugins()])
+    nodes = [node(f"n{i}") for i in range(5)]
+    plain = framework.schedule(pod("plain", cpu="100m"), nodes)
+    times.cycle(0.001)
+    assert plain.node and plain.feasible == 5
+    assert times.calls[("NodeResourcesFit", "filter")] == 5
+    # nothing in the pod asks for affinity, spreading or a node selector: those filters never run
+    for plugin in ("InterPodAffinity", "PodTopologySpread", "NodeAffinity", "NodeName"):
+        assert times.calls[(plugin, "filter")] == 0, plugin
+        assert times.calls[(plugin, "prefilter")] == 1, plugin
+    picky = pod("picky", nodeSelector={"disk": "ssd"})
+    nodes.append(node("ssd", disk="ssd"))
+    assert framework.schedule(picky, nodes).node == "ssd"
+    times.cycle(0.001)
+    assert times.calls[("NodeAffinity", "filter")] == 6
+    table = times.table()
+    assert "2 cycles" in table and "NodeResourcesFit" in table and "NodeAffinity" in table
+    assert "InterPodAffinity" in table and "prefilter" in table
