@@ -8,34 +8,21 @@ or others, like ssh's keys.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import secrets
 import signal
 import stat
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from kvstore.collector import keep_full_collections_short
+
 log = logging.getLogger("ketch.kv.member")
-
-
 GIL_SWITCH_INTERVAL_S = 0.001
-LONG_GC_S = 0.05
-_gc_started = [0.0]
-
-
-def _log_long_collections(phase: str, info: dict) -> None:
-    """A collection long enough to delay heartbeats is worth a log line (election timing)."""
-    if phase == "start":
-        _gc_started[0] = time.monotonic()
-    elif time.monotonic() - _gc_started[0] > LONG_GC_S:
-        log.warning("event=long_gc generation=%s ms=%.0f collected=%s", info.get("generation"),
-                    (time.monotonic() - _gc_started[0]) * 1000, info.get("collected"))
 
 
 class ConfigError(Exception):
@@ -168,7 +155,7 @@ def serve(args) -> int:
     # trio thread may be busy with clients: Python hands it over only after the switch
     # interval (5 ms by default). 1 ms bounds that wait (measured: the synced hop under load).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    gc.callbacks.append(_log_long_collections)
+    keep_full_collections_short()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)

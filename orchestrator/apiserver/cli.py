@@ -111,6 +111,8 @@ def run_apiserver(args) -> int:
         from orchestrator.apiserver.workers import supervise
         argv = sys.argv[sys.argv.index("apiserver") + 1:] if "apiserver" in sys.argv else []
         return supervise(argv, workers)
+    from kvstore.collector import keep_full_collections_short
+    keep_full_collections_short()  # the watch cache is large, live and growing: full collections walk it
     trio.run(serve, args, settings, tokens, kv_token)
     return 0
 
