@@ -13,6 +13,8 @@ the caller must list again.
 from __future__ import annotations
 
 import json
+import logging
+import random
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode, urlparse
 
@@ -22,7 +24,14 @@ from orchestrator.api.resources import BY_PATH, RESOURCES, Resource
 from orchestrator.client.kubeconfig import ClusterAccess
 from orchestrator.client.transport import Connection, ConnectionClosed, Pool
 
+log = logging.getLogger("ketch.client")
 JSON = "application/json"
+# A 429 with Retry-After (the API server's --max-requests-inflight) is waited out and sent again,
+# as client-go does, up to its 10 times: the server did not act on the request. Each wait is
+# stretched by up to as much again at random, so that clients turned away together do not all
+# come back in the same instant.
+MAX_THROTTLED_RETRIES = 10
+MAX_RETRY_AFTER_S = 30.0
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -71,6 +80,18 @@ def path(res: Resource, namespace: str | None = None, name: str | None = None, s
     return base
 
 
+def throttled_for(code: int, headers: dict[str, str]) -> float | None:
+    """Seconds to wait before sending again: a 429 that names them in Retry-After (seconds), or
+    None (not throttled; a 429 without the header, such as an eviction a budget refuses, stands)."""
+    if code != 429:
+        return None
+    try:
+        seconds = float(headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.1), MAX_RETRY_AFTER_S)
+
+
 class APIClient:
     def __init__(self, access: ClusterAccess, *, connections: int = 16, timeout_s: float = 30.0,
                  user_agent: str = "ketch") -> None:
@@ -91,11 +112,18 @@ class APIClient:
     async def request(self, method: str, target: str, body: Any = None, content_type: str = JSON) -> Any:
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = self.headers + ([("Content-Type", content_type)] if body is not None else [])
-        try:
-            with trio.fail_after(self.timeout_s):
-                code, _, raw = await self.pool.request(method, target, headers, data)
-        except (ConnectionClosed, OSError, trio.TooSlowError) as err:
-            raise Unreachable(f"{method} {target}: {err or 'timed out'}") from None
+        for attempt in range(MAX_THROTTLED_RETRIES + 1):
+            try:
+                with trio.fail_after(self.timeout_s):
+                    code, answer_headers, raw = await self.pool.request(method, target, headers, data)
+            except (ConnectionClosed, OSError, trio.TooSlowError) as err:
+                raise Unreachable(f"{method} {target}: {err or 'timed out'}") from None
+            wait_s = throttled_for(code, answer_headers)
+            if wait_s is None or attempt == MAX_THROTTLED_RETRIES:
+                break
+            log.info("event=throttled method=%s target=%s retry_after_s=%s attempt=%d", method, target, wait_s,
+                     attempt + 1)
+            await trio.sleep(wait_s * random.uniform(1.0, 2.0))
         answer = json.loads(raw) if raw else {}
         if code >= 400:
             raise APIStatusError(code, answer if isinstance(answer, dict) else {"message": str(answer)})
