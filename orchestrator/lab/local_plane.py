@@ -108,13 +108,14 @@ class LocalControlPlane:
 
     def start_components(self, hollow_nodes: int = 3, heartbeat_s: float = 10.0, *,
                          controller_args: tuple[str, ...] = (), hollow_args: tuple[str, ...] = (),
-                         ready_timeout_s: float = 60.0) -> None:
+                         scheduler_args: tuple[str, ...] = (), ready_timeout_s: float = 60.0) -> None:
         """The controller manager, the scheduler and (if hollow_nodes) one hollow-nodes process,
         each with its extra flags; returns once the hollow nodes are Ready with a pod CIDR."""
         pki = self.pki_dir
         self.start_component("controller-manager", "controller-manager", "--kubeconfig",
                              str(pki / "controller-manager.kubeconfig"), *controller_args)
-        self.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
+        self.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"),
+                             *scheduler_args)
         if hollow_nodes:
             self.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
                                  "--count", str(hollow_nodes), "--heartbeat-seconds", str(heartbeat_s), *hollow_args)
