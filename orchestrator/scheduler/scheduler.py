@@ -166,6 +166,16 @@ class Scheduler:
             self.infos[node].remove_pod(uid)
         self.unschedulable.discard(object_key(pod))
 
+    def _forget_assumptions(self) -> None:
+        """Leadership lost: bindings in flight were cancelled, and a pod assumed but never bound
+        would otherwise stay 'placed' for good (never scheduled again). A binding that did reach
+        the server comes back through the informer as the pod with its nodeName."""
+        for uid in list(self.assumed):
+            self.assumed.pop(uid)
+            node = self.placed.pop(uid, None)
+            if node in self.infos:
+                self.infos[node].remove_pod(uid)
+
     def _cluster_changed(self) -> None:
         for key in list(self.unschedulable):
             self.unschedulable.discard(key)
@@ -206,6 +216,7 @@ class Scheduler:
                     self.schedule_one(pod, nursery)
         finally:
             self.leading = False
+            self._forget_assumptions()
             if self.times and self.times.cycles:
                 log.info("event=plugin_times (since start)\n%s", self.times.table())
 
