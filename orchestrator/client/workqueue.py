@@ -54,6 +54,10 @@ class WorkQueue:
         self.failures.pop(key, None)
 
     async def get(self) -> str:
+        # Always a checkpoint, as trio's own async functions are: a loop taking keys from a full
+        # queue with synchronous work in between (the scheduler's) otherwise never lets another
+        # task run, and its Lease renewal starved (leadership lost every 5 s with 3,000 pods queued).
+        await trio.lowlevel.checkpoint()
         while not self.queue:
             # Idle workers share one event; only a set one is replaced. (Replacing it on every wait
             # orphaned the workers already waiting: they slept forever, and a kubelet was left with

@@ -84,3 +84,25 @@ async def test_every_idle_worker_takes_a_key_added_while_the_others_are_busy(aut
         assert sorted(running) == ["a", "b", "c", "d"]
         release.set()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_consumer_of_a_full_queue_lets_other_tasks_run(autojump_clock):
+    """get() is a checkpoint even when a key is waiting: a loop doing synchronous work per key
+    (the scheduler's) must not starve the rest of its process (its Lease renewal)."""
+    queue = WorkQueue("t")
+    for i in range(1000):
+        queue.add(str(i))
+    ticks = []
+
+    async def other_task():
+        while True:
+            ticks.append(len(queue))
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.sleep(0)
+        for _ in range(1000):
+            queue.done(await queue.get())
+        nursery.cancel_scope.cancel()
+    assert len(ticks) > 500  # the other task ran all along the draining, not only after it
