@@ -47,9 +47,12 @@ async def run_elected(api: APIClient, lease: str, identity: str, factory: Inform
                       metrics: Registry, metrics_bind: str | None, lead: Callable[[], Awaitable[None]], *,
                       task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Informers, events and metrics always (a standby stays warm); lead() only while holding
-    kube-system/<lease>; the Lease is released on the way out so a standby need not wait."""
-    elector = LeaderElector(api, lease, identity)
-    async with trio.open_nursery() as nursery:
+    kube-system/<lease>; the Lease is released on the way out so a standby need not wait.
+    The Lease has a connection of its own: behind the work's requests (a scheduler with 3,000
+    bindings queued for the pool) its renewals missed the deadline and leadership was lost."""
+    async with APIClient(api.access, connections=1, user_agent="ketch-leader-election") as lease_api, \
+            trio.open_nursery() as nursery:
+        elector = LeaderElector(lease_api, lease, identity)
         nursery.start_soon(events.run)
         if metrics_bind:
             await nursery.start(metrics.serve, metrics_bind)
