@@ -174,22 +174,37 @@ class HollowNodes:
                              subresource="status")
 
     async def heartbeats(self) -> None:
+        """Every node beats once per heartbeat_s, the nodes spread evenly over the period and
+        beating concurrently, as independent kubelets do (one loop taking them in turn fell behind
+        as soon as the API server slowed down: 1,000 Lease renewals at 50 ms each outlast the Lease,
+        and the nodes went NotReady under load). A node whose last beat has not come back skips
+        this one; the client's connection pool bounds how many are in flight."""
+        beating: set[str] = set()
         beat = 0
-        while True:
-            for name in self.names:
-                if self.is_frozen(name):
-                    continue
-                try:
-                    await self.heartbeat(name)
-                    node = self.nodes.get(name) or {}
-                    ready = next((c for c in (node.get("status") or {}).get("conditions") or []
-                                  if c.get("type") == "Ready"), {})
-                    if beat % 6 == 0 or ready.get("status") != "True":
-                        await self.post_ready(name)
-                except (APIStatusError, Unreachable) as err:
-                    log.warning("event=heartbeat_failed node=%s error=%s", name, err)
-            beat += 1
-            await trio.sleep(self.heartbeat_s)
+        async with trio.open_nursery() as nursery:
+            while True:
+                period_start = trio.current_time()
+                for i, name in enumerate(self.names):
+                    await trio.sleep_until(period_start + self.heartbeat_s * i / len(self.names))
+                    if name in beating or self.is_frozen(name):
+                        continue
+                    beating.add(name)
+                    nursery.start_soon(self._beat, name, beat % 6 == 0, beating)
+                beat += 1
+                await trio.sleep_until(period_start + self.heartbeat_s)
+
+    async def _beat(self, name: str, refresh_ready: bool, beating: set[str]) -> None:
+        try:
+            await self.heartbeat(name)
+            node = self.nodes.get(name) or {}
+            ready = next((c for c in (node.get("status") or {}).get("conditions") or []
+                          if c.get("type") == "Ready"), {})
+            if refresh_ready or ready.get("status") != "True":
+                await self.post_ready(name)
+        except (APIStatusError, Unreachable) as err:
+            log.warning("event=heartbeat_failed node=%s error=%s", name, err)
+        finally:
+            beating.discard(name)
 
     def pod_ip(self, node: dict, pod_key: str) -> str | None:
         cidr = nodes.pod_cidr(node)
