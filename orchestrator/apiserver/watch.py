@@ -13,6 +13,9 @@ from orchestrator.apiserver.handlers import matcher
 from orchestrator.apiserver.request import JSON, Request, Route, encode_line
 from orchestrator.apiserver.storage import Store, WatchEvent, parse_resource_version
 
+COALESCE_BYTES = 256 * 1024
+INITIAL_EVENTS_PER_WRITE = 100
+
 
 async def serve_watch(store: Store, bookmark_interval_s: float, request: Request, route: Route) -> None:
     resource = route.resource
@@ -31,12 +34,13 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
         return await request.end_stream()
     try:
         with trio.move_on_after(timeout or random.uniform(1800, 3600)):
-            for event in initial:
-                await request.stream_bytes(watch_line(request, resource, event))
+            for start in range(0, len(initial), INITIAL_EVENTS_PER_WRITE):
+                await request.stream_bytes(b"".join(watch_line(request, resource, event)
+                                                    for event in initial[start:start + INITIAL_EVENTS_PER_WRITE]))
             while True:
                 with trio.move_on_after(bookmark_interval_s) as idle:
                     event = await watcher.receive.receive()
-                    await request.stream_bytes(watch_line(request, resource, event))
+                    await request.stream_bytes(with_queued_lines(request, resource, watcher, event))
                 if idle.cancelled_caught and bookmarks:
                     await request.stream_line(
                         {
@@ -54,6 +58,22 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
         cache.unsubscribe(watcher)
         with trio.CancelScope(shield=True):
             await request.end_stream()
+
+
+def with_queued_lines(request: Request, resource: Resource, watcher, event: WatchEvent) -> bytes:
+    """The event's line and those of the events already queued behind it, up to COALESCE_BYTES:
+    one write (one TLS record, one send) for what piled up while this watch waited its turn.
+    Under load most of the API server's time went to a send per event per watcher."""
+    lines = [watch_line(request, resource, event)]
+    size = len(lines[0])
+    while size < COALESCE_BYTES:
+        try:
+            queued = watcher.receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break  # an ended channel ends the watch at the next receive, after these are sent
+        lines.append(watch_line(request, resource, queued))
+        size += len(lines[-1])
+    return b"".join(lines)
 
 
 def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
