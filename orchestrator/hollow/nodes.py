@@ -45,6 +45,7 @@ RUN_SECONDS = "ketch.dev/hollow-run-seconds"
 EXIT_CODE = "ketch.dev/hollow-exit-code"
 DEFAULT_RUN_S = 1.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+HEARTBEAT_CONNECTIONS = 4
 
 
 def node_object(name: str, zone: str, cpu: str, memory: str, pods: int, address: str) -> dict:
@@ -149,18 +150,18 @@ class HollowNodes:
                 raise
             await self.api.patch(NODES, None, name, {"status": body["status"]}, subresource="status")
 
-    async def heartbeat(self, name: str) -> None:
+    async def heartbeat(self, name: str, api: APIClient) -> None:
         spec = {"holderIdentity": name, "leaseDurationSeconds": int(max(1, self.heartbeat_s * 4)),
                 "renewTime": now_micro()}
         try:
-            await self.api.patch(LEASES, NODE_LEASE_NAMESPACE, name, {"spec": spec})
+            await api.patch(LEASES, NODE_LEASE_NAMESPACE, name, {"spec": spec})
         except APIStatusError as err:
             if err.code != 404:
                 raise
-            await self.api.create(LEASES, NODE_LEASE_NAMESPACE, {
+            await api.create(LEASES, NODE_LEASE_NAMESPACE, {
                 "metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE}, "spec": spec})
 
-    async def post_ready(self, name: str) -> None:
+    async def post_ready(self, name: str, api: APIClient) -> None:
         node = self.nodes.get(name)
         conditions = [c for c in ((node or {}).get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"]
         previous = next((c for c in ((node or {}).get("status") or {}).get("conditions") or []
@@ -170,7 +171,7 @@ class HollowNodes:
                  "message": "hollow node is posting ready status", "lastHeartbeatTime": stamp,
                  "lastTransitionTime": previous.get("lastTransitionTime", stamp)
                  if previous.get("status") == "True" else stamp}
-        await self.api.patch(NODES, None, name, {"status": {"conditions": conditions + [ready]}},
+        await api.patch(NODES, None, name, {"status": {"conditions": conditions + [ready]}},
                              subresource="status")
 
     async def heartbeats(self) -> None:
@@ -178,10 +179,12 @@ class HollowNodes:
         beating concurrently, as independent kubelets do (one loop taking them in turn fell behind
         as soon as the API server slowed down: 1,000 Lease renewals at 50 ms each outlast the Lease,
         and the nodes went NotReady under load). A node whose last beat has not come back skips
-        this one; the client's connection pool bounds how many are in flight."""
+        this one. Heartbeats have connections of their own (HEARTBEAT_CONNECTIONS), as each
+        kubelet has: sharing the pods' pool, they held it and pods waited seconds to be Running."""
         beating: set[str] = set()
         beat = 0
-        async with trio.open_nursery() as nursery:
+        async with APIClient(self.api.access, connections=HEARTBEAT_CONNECTIONS,
+                             user_agent="ketch-hollow-heartbeats") as api, trio.open_nursery() as nursery:
             while True:
                 period_start = trio.current_time()
                 for i, name in enumerate(self.names):
@@ -189,18 +192,18 @@ class HollowNodes:
                     if name in beating or self.is_frozen(name):
                         continue
                     beating.add(name)
-                    nursery.start_soon(self._beat, name, beat % 6 == 0, beating)
+                    nursery.start_soon(self._beat, api, name, beat % 6 == 0, beating)
                 beat += 1
                 await trio.sleep_until(period_start + self.heartbeat_s)
 
-    async def _beat(self, name: str, refresh_ready: bool, beating: set[str]) -> None:
+    async def _beat(self, api: APIClient, name: str, refresh_ready: bool, beating: set[str]) -> None:
         try:
-            await self.heartbeat(name)
+            await self.heartbeat(name, api)
             node = self.nodes.get(name) or {}
             ready = next((c for c in (node.get("status") or {}).get("conditions") or []
                           if c.get("type") == "Ready"), {})
             if refresh_ready or ready.get("status") != "True":
-                await self.post_ready(name)
+                await self.post_ready(name, api)
         except (APIStatusError, Unreachable) as err:
             log.warning("event=heartbeat_failed node=%s error=%s", name, err)
         finally:
