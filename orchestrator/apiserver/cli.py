@@ -153,6 +153,9 @@ async def serve(args, settings, tokens, kv_token: str) -> None:
             config.errorlog = logging.getLogger("ketch.apiserver.http")
             config.graceful_timeout = 1.0
             config.keep_alive_timeout = 75
+            # Hypercorn closes a connection after 1,000 requests by default; Kubernetes' API server
+            # keeps it (a component's connection carries millions): no TLS handshake every 1,000.
+            config.keep_alive_max_requests = 2**31
             config.alpn_protocols = ["http/1.1"]
             # Hypercorn's ciphers (ECDHE + AES-GCM) at security level 0: busybox wget, what pods have,
             # offers ECDHE-ECDSA-AES128-GCM-SHA256 but no signature_algorithms extension, so by RFC

@@ -128,3 +128,31 @@ def test_pod_logs_say_clearly_that_no_kubelet_answers(plane, raw):
     assert logs.returncode == 1 and logs.stdout == ""
     assert 'the kubelet of node "silent-node" at 127.0.0.1:9 does not answer' in logs.stderr
     assert time.monotonic() - started < 20
+
+
+def test_a_kept_alive_connection_is_not_closed_after_a_thousand_requests(plane):
+    """As Kubernetes' API server, Ketch's keeps a client's connection however many requests it
+    carries (Hypercorn's default closed it after 1,000: a component paid a TLS handshake for each
+    thousand, and a client that did not expect it failed)."""
+    import trio
+
+    from orchestrator.client import kubeconfig
+    from orchestrator.client.transport import Connection
+
+    access = kubeconfig.load(plane.kubeconfig())
+    host, port = access.server.removeprefix("https://").rsplit(":", 1)
+    headers = [("Authorization", f"Bearer {access.token}"), ("Accept", "application/json")]
+
+    async def many() -> list[tuple[int, str]]:
+        connection = Connection(host, int(port), access.ssl_context())
+        await connection.open()
+        answers = []
+        for _ in range(1100):
+            code, response_headers, _ = await connection.request("GET", "/version", headers)
+            answers.append((code, response_headers.get("connection", "")))
+        await connection.aclose()
+        return answers
+
+    answers = trio.run(many)
+    assert all(code == 200 for code, _ in answers)
+    assert all("close" not in connection for _, connection in answers)
