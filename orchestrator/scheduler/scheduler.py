@@ -4,7 +4,8 @@
 
 Queues, as kube-scheduler's: an active queue (arrival order), a backoff queue (a pod that failed
 waits 1 s, doubling to 10 s) and an unschedulable set, moved back to active when a node is
-added or changes, or a pod goes away (the cluster changed, the pod may fit now).
+added or changes, or a pod goes away (the cluster changed, the pod may fit now), each pod once
+the rest of its backoff has passed.
 Assume-then-bind: a pod is put on its node in the cache at once (so the next pod sees the
 space taken) and the binding is posted in the background; a failed binding forgets the
 assumption and retries the pod. A pod that fits nowhere gets a FailedScheduling event and a
@@ -63,6 +64,7 @@ class Scheduler:
         self.active = WorkQueue("scheduler-active")  # arrival order, each pod at most once
         self.unschedulable: set[str] = set()
         self.attempts: dict[str, int] = {}
+        self.found_unschedulable: dict[str, float] = {}  # key -> when (trio clock) it last fit nowhere
         self.first_seen: dict[str, float] = {}
         self.leading = False
         self.metrics = Registry()
@@ -165,6 +167,7 @@ class Scheduler:
         if node in self.infos:
             self.infos[node].remove_pod(uid)
         self.unschedulable.discard(object_key(pod))
+        self.found_unschedulable.pop(object_key(pod), None)
 
     def _forget_assumptions(self) -> None:
         """Leadership lost: bindings in flight were cancelled, and a pod assumed but never bound
@@ -177,18 +180,33 @@ class Scheduler:
                 self.infos[node].remove_pod(uid)
 
     def _cluster_changed(self) -> None:
+        """Pods that fit nowhere may fit now. As kube-scheduler's MoveAllToActiveOrBackoffQueue,
+        a pod whose backoff has not run out waits the rest of it: without that, every node update
+        or pod deletion sent every unschedulable pod through a cycle at once (thousands of cycles
+        per change in a full cluster)."""
+        now = trio.current_time() if self.leading else 0.0
         for key in list(self.unschedulable):
             self.unschedulable.discard(key)
-            self.enqueue(key)
+            wait_s = self.found_unschedulable.get(key, 0.0) + self.backoff_s(key) - now
+            if wait_s > 0 and self.leading:
+                self.nursery.start_soon(self._enqueue_after, key, wait_s)
+            else:
+                self.enqueue(key)
+
+    async def _enqueue_after(self, key: str, wait_s: float) -> None:
+        await trio.sleep(wait_s)
+        self.enqueue(key)
 
     # --- queues ---------------------------------------------------------------------------------
 
     def enqueue(self, key: str) -> None:
         self.active.add(key)
 
+    def backoff_s(self, key: str) -> float:
+        return min(INITIAL_BACKOFF_S * 2 ** (self.attempts.get(key, 1) - 1), MAX_BACKOFF_S)
+
     async def backoff(self, key: str) -> None:
-        attempts = self.attempts.get(key, 1)
-        await trio.sleep(min(INITIAL_BACKOFF_S * 2 ** (attempts - 1), MAX_BACKOFF_S))
+        await trio.sleep(self.backoff_s(key))
         self.enqueue(key)
 
     async def next_pod(self) -> str:
@@ -237,6 +255,7 @@ class Scheduler:
         if result.node is None:
             self.attempts_total.labels(result="unschedulable").inc()
             self.unschedulable.add(key)
+            self.found_unschedulable[key] = trio.current_time()
             message = result.message if result.evaluated else "0/0 nodes are available: no nodes registered."
             self.events.record(pod, "Pod", "Warning", "FailedScheduling", message)
             nursery.start_soon(self._mark_unschedulable, pod, message)
@@ -262,6 +281,7 @@ class Scheduler:
             return
         self.e2e.observe(time.monotonic() - self.first_seen.pop(uid, time.monotonic()))
         self.attempts.pop(key, None)
+        self.found_unschedulable.pop(key, None)
         meta = pod["metadata"]
         self.events.record(
             pod, "Pod", "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}"
