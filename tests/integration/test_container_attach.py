@@ -34,14 +34,20 @@ async def _attach(rt, state, *, stdin=True, stdout=True, stderr=True) -> ShimAtt
 
 async def _read_until(attachment: ShimAttachment, wanted: bytes, channel: int = shim.STDOUT) -> bytes:
     """What arrives on `channel` until `wanted` is in it (or the output ends)."""
-    got = b""
+    return (await _read_until_all(attachment, {channel: wanted}))[channel]
+
+
+async def _read_until_all(attachment: ShimAttachment, wanted: dict[int, bytes]) -> dict[int, bytes]:
+    """What arrives on each channel until every wanted text is in its channel (or the output
+    ends). The shim relays stdout and stderr as each has data, in no set order between the two."""
+    got = {channel: b"" for channel in wanted}
     with trio.fail_after(WAIT_S):
-        while wanted not in got:
+        while any(text not in got[channel] for channel, text in wanted.items()):
             output = await attachment.receive()
             if output is None:
                 break
-            if output[0] == channel:
-                got += output[1]
+            if output[0] in got:
+                got[output[0]] += output[1]
     return got
 
 
@@ -62,8 +68,8 @@ async def test_stdin_reaches_the_workload_and_a_second_attach_sees_only_new_outp
     state = _start(runtime, ["sh", "-c", "while read line; do echo got:$line; echo err:$line >&2; done"], stdin=True)
     first = await _attach(runtime, state)
     await first.write(b"one\n")
-    assert b"got:one" in await _read_until(first, b"got:one")
-    assert b"err:one" in await _read_until(first, b"err:one", shim.STDERR)
+    got = await _read_until_all(first, {shim.STDOUT: b"got:one", shim.STDERR: b"err:one"})
+    assert b"got:one" in got[shim.STDOUT] and b"err:one" in got[shim.STDERR], got
     await first.aclose()
     await trio.sleep(0.2)
     assert _running(runtime, state), "detaching stopped the container"
@@ -111,14 +117,17 @@ async def test_without_stdin_once_the_end_of_input_detaches_and_stdin_stays_open
 
 
 async def test_a_terminal_is_resized_and_its_output_is_one_stream_in_the_log(runtime):
-    state = _start(runtime, ["sh", "-c", "read line; stty size; echo got:$line; tty"], stdin=True, stdin_once=True,
-                   tty=True)
+    # With runc the size reaches the container's console when runc handles its SIGWINCH, a moment
+    # after the shim sets it (as a terminal's resize does): the workload looks until it has come.
+    wait_for_size = 'for i in $(seq 100); do s=$(stty size 2>/dev/null); [ "$s" = "33 111" ] && break; sleep 0.1; done'
+    state = _start(runtime, ["sh", "-c", f"read line; {wait_for_size}; echo size:$s; echo got:$line; tty"],
+                   stdin=True, stdin_once=True, tty=True)
     attachment = await _attach(runtime, state)
     assert attachment.tty
     await attachment.resize(111, 33)
     await attachment.write(b"hi\r")
     out, err = await _rest(attachment)
-    assert b"33 111" in out and b"got:hi" in out and b"/dev/pts/" in out and err == b"", out
+    assert b"size:33 111" in out and b"got:hi" in out and b"/dev/pts/" in out and err == b"", out
     ended = await trio.to_thread.run_sync(_wait_exited, runtime, state.id)
     assert ended.exit_code == 0
     log = Path(state.log_path).read_text()
