@@ -38,10 +38,13 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
                 await request.stream_bytes(b"".join(watch_line(request, resource, event)
                                                     for event in initial[start:start + INITIAL_EVENTS_PER_WRITE]))
             while True:
+                # Only the wait is under the idle timer: a write it cut short would lose the events
+                # in it, and the bookmark sent next would carry the client past them.
                 with trio.move_on_after(bookmark_interval_s) as idle:
                     event = await watcher.receive.receive()
+                if not idle.cancelled_caught:
                     await request.stream_bytes(with_queued_lines(request, resource, watcher, event))
-                if idle.cancelled_caught and bookmarks:
+                elif bookmarks:
                     await request.stream_line(
                         {
                             "type": "BOOKMARK",
