@@ -65,6 +65,7 @@ class Scheduler:
         self.unschedulable: set[str] = set()
         self.attempts: dict[str, int] = {}
         self.found_unschedulable: dict[str, float] = {}  # key -> when (trio clock) it last fit nowhere
+        self.backing_off: set[str] = set()  # keys out of `unschedulable` waiting the rest of their backoff
         self.first_seen: dict[str, float] = {}
         self.leading = False
         self.metrics = Registry()
@@ -189,12 +190,14 @@ class Scheduler:
             self.unschedulable.discard(key)
             wait_s = self.found_unschedulable.get(key, 0.0) + self.backoff_s(key) - now
             if wait_s > 0 and self.leading:
+                self.backing_off.add(key)
                 self.nursery.start_soon(self._enqueue_after, key, wait_s)
             else:
                 self.enqueue(key)
 
     async def _enqueue_after(self, key: str, wait_s: float) -> None:
         await trio.sleep(wait_s)
+        self.backing_off.discard(key)
         self.enqueue(key)
 
     # --- queues ---------------------------------------------------------------------------------
@@ -221,19 +224,26 @@ class Scheduler:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                if self.times:
-                    nursery.start_soon(self._log_profile)
-                for pod in self.pods.items():
-                    if self._wants(pod):
-                        self.enqueue(object_key(pod))
-                while True:
-                    key = await self.next_pod()
-                    pod = self.pods.get(key)
-                    if pod is None or not self._wants(pod) or pod["metadata"]["uid"] in self.placed:
-                        continue
-                    self.schedule_one(pod, nursery)
+                try:
+                    if self.times:
+                        nursery.start_soon(self._log_profile)
+                    for pod in self.pods.items():
+                        if self._wants(pod):
+                            self.enqueue(object_key(pod))
+                    while True:
+                        key = await self.next_pod()
+                        pod = self.pods.get(key)
+                        if pod is None or not self._wants(pod) or pod["metadata"]["uid"] in self.placed:
+                            continue
+                        self.schedule_one(pod, nursery)
+                finally:
+                    # before the nursery waits for its children: an informer handler running
+                    # meanwhile must not start tasks in a closing nursery
+                    self.leading = False
         finally:
             self.leading = False
+            self.unschedulable |= self.backing_off  # their timers were cancelled: still pending
+            self.backing_off.clear()
             self._forget_assumptions()
             if self.times and self.times.cycles:
                 log.info("event=plugin_times (since start)\n%s", self.times.table())

@@ -74,3 +74,18 @@ async def test_a_pod_that_fit_nowhere_waits_out_its_backoff_when_the_cluster_cha
     assert [(name, node_name) for name, node_name, _ in api.bound] == [("big", "large")]
     waited = api.bound[0][2] - found_at
     assert 1.0 <= waited < 1.5  # the first backoff (1 s), not at once and not much later
+
+
+async def test_pods_waiting_out_their_backoff_are_pending_again_when_leadership_ends(autojump_clock):
+    scheduler = Scheduler(HangingBinds(answer_at_once=True), identity="test")
+    scheduler.nodes._put(node("small", cpu="1"))
+    scheduler.pods._put(pod("big", cpu="2"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scheduler.schedule_loop)
+        await trio.sleep(0.1)
+        scheduler.nodes._put(node("other", cpu="1"))  # a change: "big" waits the rest of its backoff
+        assert scheduler.backing_off == {"default/big"}
+        nursery.cancel_scope.cancel()  # the lease is lost meanwhile
+    assert scheduler.unschedulable == {"default/big"} and not scheduler.backing_off
+    scheduler.nodes._put(node("third", cpu="1"))  # a handler after the loop ended: no nursery is used
+    assert scheduler.unschedulable == set() and len(scheduler.active) == 1
