@@ -77,7 +77,10 @@ class NodeInfo:
                 requests = pod_requests(pod)
                 self.requested.subtract(requests)
                 self.nonzero.subtract(nonzero_requests(requests))
-                self.owners.subtract(owner_uids(pod))
+                for owner in owner_uids(pod):
+                    self.owners[owner] -= 1
+                    if self.owners[owner] <= 0:
+                        del self.owners[owner]
                 del self.pods[i]
                 self.anti_affinity_pods = [p for p in self.anti_affinity_pods if p["metadata"]["uid"] != uid]
                 return

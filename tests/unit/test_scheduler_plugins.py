@@ -145,6 +145,7 @@ def test_default_spreading_follows_the_owner_across_zones_and_forgets_removed_po
     a2.add_pod(pod("other", owner="rs-2"))  # another owner's pods do not count
     assert schedule(pod("o3", owner="rs-1"), [a1, a2, b1]).node == "b1"
     a1.remove_pod("uid-o1")
+    assert "rs-1" not in a1.owners  # no count left behind for an owner with no pod on the node
     b1.add_pod(pod("o4", owner="rs-1"))
     b1.add_pod(pod("o5", owner="rs-1"))
     assert schedule(pod("o6", owner="rs-1"), [a1, a2, b1]).node == "a1"  # a1 is empty again
