@@ -7,9 +7,10 @@ under load, and every request in flight waits it out (the p99 of `bench/kv.py`).
 
 `keep_full_collections_short()` freezes (gc.freeze) what survives each full collection, so the
 next one walks only what arrived since. Frozen objects are still freed by reference counting
-the moment they are unreferenced (a compacted revision, a deleted object); only a reference
-cycle that forms among them after they were frozen waits for the next refresh, which every
-REFRESH_S unfreezes everything so that one full collection walks it all again.
+the moment they are unreferenced (a compacted revision, a deleted object); only garbage held
+in a reference cycle that includes a frozen object (say, a connection's objects that lived
+through a full collection) waits for the next refresh, which every REFRESH_S unfreezes
+everything so that one full collection walks it all again: a bounded delay, not a leak.
 """
 
 from __future__ import annotations

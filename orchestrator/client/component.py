@@ -17,6 +17,8 @@ from orchestrator.client.informer import InformerFactory
 from orchestrator.client.leader import LeaderElector
 from orchestrator.metrics import Registry
 
+RELEASE_TIMEOUT_S = 2.0
+
 
 def run_component(name: str, kubeconfig_path: str, work: Callable[[APIClient], Awaitable[None]]) -> int:
     """`ketch <name>`: exit 2 on a bad kubeconfig; otherwise run work(api) until SIGTERM/SIGINT."""
@@ -61,5 +63,6 @@ async def run_elected(api: APIClient, lease: str, identity: str, factory: Inform
         try:
             await elector.run(lead)
         finally:
-            with trio.CancelScope(shield=True):
+            # shielded from the stop, bounded by its own deadline (a throttled API could hold it)
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + RELEASE_TIMEOUT_S):
                 await elector.release()
