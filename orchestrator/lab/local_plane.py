@@ -114,12 +114,16 @@ class LocalControlPlane:
         pki = self.pki_dir
         self.start_component("controller-manager", "controller-manager", "--kubeconfig",
                              str(pki / "controller-manager.kubeconfig"), *controller_args)
-        self.start_component("scheduler", "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"),
-                             *scheduler_args)
+        self.start_scheduler(*scheduler_args)
         if hollow_nodes:
             self.start_component("hollow-nodes", "hollow-nodes", "--kubeconfig", str(pki / "admin.kubeconfig"),
                                  "--count", str(hollow_nodes), "--heartbeat-seconds", str(heartbeat_s), *hollow_args)
             trio.run(self.wait_for_nodes, hollow_nodes, ready_timeout_s)
+
+    def start_scheduler(self, *args: str) -> subprocess.Popen:
+        """`ketch scheduler` with the scheduler's kubeconfig and extra flags."""
+        return self.start_component("scheduler", "scheduler", "--kubeconfig",
+                                    str(self.pki_dir / "scheduler.kubeconfig"), *args)
 
     async def wait_for_nodes(self, count: int, timeout_s: float = 60.0) -> None:
         """Until `count` nodes are registered, Ready and given a pod CIDR (pods can run on them)."""

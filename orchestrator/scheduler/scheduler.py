@@ -241,7 +241,6 @@ class Scheduler:
                     # meanwhile must not start tasks in a closing nursery
                     self.leading = False
         finally:
-            self.leading = False
             self.unschedulable |= self.backing_off  # their timers were cancelled: still pending
             self.backing_off.clear()
             self._forget_assumptions()

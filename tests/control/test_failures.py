@@ -78,7 +78,7 @@ def test_a_standby_scheduler_and_controller_manager_take_over_when_the_leaders_d
         "--pod-eviction-seconds",
         "2",
     )
-    standby_scheduler = cluster.component("scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig"))
+    standby_scheduler = cluster.plane.start_scheduler()
 
     standbys = (standby_manager, standby_scheduler)
     leaders = [cluster.leader_process(lease, not_among=standbys) for lease in ("kube-controller-manager",

@@ -56,8 +56,7 @@ def test_deleting_a_namespace_deletes_its_contents_then_the_namespace(cluster):
 
 def test_components_serve_metrics(cluster):
     port = free_port()
-    cluster.component("scheduler", "--kubeconfig", str(cluster.plane.pki_dir / "scheduler.kubeconfig"),
-                      "--metrics-bind", f"127.0.0.1:{port}", "--identity", "metrics-probe")
+    cluster.plane.start_scheduler("--metrics-bind", f"127.0.0.1:{port}", "--identity", "metrics-probe")
 
     def scrape():
         try:
