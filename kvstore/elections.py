@@ -12,6 +12,8 @@ about every second. Two rules stop it, as in etcd (PreVote + CheckQuorum):
 - leader lease for votes (§4.2.3): a real RequestVote that arrives within the minimum
   election timeout of hearing from a current leader is ignored (neither the term nor the vote
   changes), unless it comes from a leadership transfer, which the leader itself started.
+And one to keep the election that follows short: two members whose pre-votes for one term
+both passed (each granted the other's) do not both stand; the higher id stands back.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def grant_pre_vote(candidate_term: int, own_term: int, candidate_last_term: int,
                    own_last_term: int, own_last_index: int, hears_leader: bool) -> bool:
     return (candidate_term > own_term and not hears_leader
             and log_at_least_as_up_to_date(candidate_last_term, candidate_last_index, own_last_term, own_last_index))
+
+
+def stands_back(own_id: str, pre_voted_for: Iterable[str]) -> bool:
+    """Two members that lost the leader at once can each grant the other's pre-vote before
+    either raises its term; both would then stand and split the vote. The one that granted a
+    pre-vote to a lower id stands back (a deterministic tie-break both sides agree on)."""
+    return any(other < own_id for other in pre_voted_for)
 
 
 def majority(granted: int, voters_total: int) -> bool:

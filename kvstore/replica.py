@@ -47,6 +47,7 @@ from typing import Any, Callable
 import trio
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as _syncobj_module
+from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
@@ -156,6 +157,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._echo_round: int | None = None  # the round tag of the AppendEntries being answered
         self._last_leader_contact_s = 0.0
         self._pre_vote: dict | None = None  # {"term", "granted", "passed"} while one is open
+        self._pre_votes_given: tuple[int, set] = (0, set())  # (term, members whose pre-vote we granted)
         self._transfer_election = False
         self._known_leader: Any = None
         self._lease_proposal_due = 0.0
@@ -311,12 +313,12 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
                 await trio.lowlevel.checkpoint()
                 continue
             self._end_of_turn()  # what this turn produced goes out before we wait
-            with trio.move_on_after(self.timing.tick_s):
+            with trio.move_on_after(self._wait_s()):
                 await trio.lowlevel.wait_readable(ready)
 
     def _run_thread(self) -> None:
         while not self._stopping.is_set():
-            self._turn(self.timing.tick_s)
+            self._turn(self._wait_s())
 
     def _turn(self, wait_s: float) -> None:
         try:
@@ -328,6 +330,16 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         except Exception:  # a bug must not silently stop replication: log it and go on
             log.exception("event=raft_loop_error")
             time.sleep(self.timing.tick_s)
+
+    def _wait_s(self) -> float:
+        """How long the loop may wait for a message: a tick, or less if a follower's election
+        deadline comes sooner. Followers that lose the leader together draw random deadlines
+        (`LEADER_LOST_ELECTION_JITTER_S`) so that one asks first; woken only at the next tick,
+        they all asked at once and could split the vote."""
+        if self._isLeader():
+            return self.timing.tick_s
+        until_election = self._SyncObj__raftElectionDeadline - raft_clock()
+        return min(self.timing.tick_s, max(0.0, until_election))
 
     def _kick(self) -> None:
         """Wake the Raft loop (called with _pending_lock held)."""
@@ -459,7 +471,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             self._echo_round = None
         now = time.perf_counter()
         if kind == "append_entries" and message.get("term") == self.raftCurrentTerm:
-            self._last_leader_contact_s = time.monotonic()
+            self._last_leader_contact_s = raft_clock()
             self.stamps.quorum(self.raftCommitIndex, now)
         elif kind == "next_node_idx" and self._isLeader():
             self._keep_next_index(node, keep)
@@ -486,7 +498,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             # The leader's connection closed (a killed process closes them all): ask for votes
             # soon instead of after a whole election timeout. Pre-vote keeps this harmless if
             # the leader is in fact alive: the members that still hear it say no.
-            soon = time.monotonic() + random.uniform(0, LEADER_LOST_ELECTION_JITTER_S)
+            soon = raft_clock() + random.uniform(0, LEADER_LOST_ELECTION_JITTER_S)
             self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
 
     _handlers = {  # Ketch's own peer messages, beside pysyncobj's

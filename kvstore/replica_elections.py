@@ -10,17 +10,26 @@ by the replica's message handler (`_hears_leader`), except one from a leadership
 
 from __future__ import annotations
 
-import time
+import logging
+
+from pysyncobj.monotonic import monotonic as raft_clock
 
 from kvstore import elections
 
+log = logging.getLogger("ketch.kv.replica")
+
 
 class PreVote:
-    """Mixin for Replica: needs timing, _pre_vote, _transfer_election, _last_leader_contact_s
-    and _send, and pysyncobj's state."""
+    """Mixin for Replica: needs timing, _pre_vote, _pre_votes_given, _transfer_election,
+    _last_leader_contact_s and _send, and pysyncobj's state.
+
+    Every time here is pysyncobj's clock (`raft_clock`, CLOCK_MONOTONIC_RAW), because it is
+    compared with pysyncobj's own deadlines and response times: time.monotonic() ran 0.25 s
+    ahead of it on the benchmark machine (the gap grows with uptime), so a deadline written
+    with one and read with the other fired 0.25 s early or late."""
 
     def _hears_leader(self) -> bool:
-        now = time.monotonic()
+        now = raft_clock()
         if self._isLeader():
             responses = self._SyncObj__lastResponseTime.values()
             return elections.leader_has_quorum(now, responses, self.timing.election_min_s)
@@ -33,7 +42,7 @@ class PreVote:
         for it has passed, push the deadline back and ask the others first."""
         if self._isLeader() or self.selfNode is None:
             return
-        now = time.monotonic()
+        now = raft_clock()
         if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
             return
         if self._SyncObj__transferInProgress:
@@ -51,10 +60,14 @@ class PreVote:
         self._count_pre_votes()
 
     def _on_pre_vote(self, node, message: dict) -> None:
+        term = message.get("term", 0)
         granted = elections.grant_pre_vote(
-            message.get("term", 0), self.raftCurrentTerm, message.get("last_log_term", 0),
+            term, self.raftCurrentTerm, message.get("last_log_term", 0),
             message.get("last_log_index", 0), self._SyncObj__getCurrentLogTerm(),
             self._SyncObj__getCurrentLogIndex(), self._hears_leader())
+        if granted:
+            given_term, given = self._pre_votes_given
+            self._pre_votes_given = (term, (given if given_term == term else set()) | {node})
         self._send(node, {"type": "pre_vote_resp", "term": message.get("term"), "granted": granted})
 
     def _on_pre_vote_resp(self, node, message: dict) -> None:
@@ -69,7 +82,17 @@ class PreVote:
         if pre_vote["passed"] or pre_vote["term"] != self.raftCurrentTerm + 1:
             return
         voters = len(self.otherNodes) + 1
-        if elections.majority(len(pre_vote["granted"] & (self.otherNodes | {self.selfNode})), voters):
-            pre_vote["passed"] = True
-            self._SyncObj__raftElectionDeadline = 0  # pysyncobj starts the election next tick
+        if not elections.majority(len(pre_vote["granted"] & (self.otherNodes | {self.selfNode})), voters):
+            return
+        given_term, given = self._pre_votes_given
+        if given_term == pre_vote["term"] and elections.stands_back(str(self.selfNode), map(str, given)):
+            # Both our pre-vote and another's passed for this term: two candidates would split
+            # the vote (and wait out a whole election timeout). The higher id stands back and
+            # votes for the other.
+            log.info("event=pre_vote_stand_back term=%s for=%s", pre_vote["term"], min(map(str, given)))
+            self._pre_vote = None
+            self._SyncObj__raftElectionDeadline = raft_clock() + self._SyncObj__generateRaftTimeout()
+            return
+        pre_vote["passed"] = True
+        self._SyncObj__raftElectionDeadline = 0  # pysyncobj starts the election next tick
 

@@ -96,3 +96,13 @@ def test_a_leader_keeps_its_lease_only_with_a_recent_quorum():
     assert elections.leader_has_quorum(10.0, [9.9, 9.0, 9.0, 9.95], 0.3)       # itself + 2 of 4
     assert not elections.leader_has_quorum(10.0, [9.9, 9.0, 9.0, 9.0], 0.3)    # itself + 1 of 4
     assert elections.leader_has_quorum(10.0, [], 0.3)                          # alone
+
+
+@pytest.mark.parametrize("own, pre_voted_for, stands_back", [
+    ("127.0.0.1:2002", ["127.0.0.1:2001"], True),    # granted a lower id: let it stand
+    ("127.0.0.1:2001", ["127.0.0.1:2002"], False),   # granted a higher id: that one stands back
+    ("127.0.0.1:2002", [], False),                   # granted nobody's
+    ("127.0.0.1:2003", ["127.0.0.1:2004", "127.0.0.1:2001"], True),
+])
+def test_of_two_members_whose_pre_votes_both_passed_only_the_lower_id_stands(own, pre_voted_for, stands_back):
+    assert elections.stands_back(own, pre_voted_for) is stands_back
