@@ -199,7 +199,8 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         unflushed_poll = self._poller.poll
 
         def poll_after_flush(timeout: float) -> Any:
-            self._end_of_turn()  # never block with results, messages or unsynced entries waiting
+            if timeout > 0:  # never block with results, messages or unsynced entries waiting
+                self._end_of_turn()  # (Replica.run polls without waiting and ends each turn itself)
             self._events_handled = unflushed_poll(timeout)
             return self._events_handled
 
@@ -307,12 +308,17 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         ready = self._poller.fileno()
         while not self._stopping.is_set():
             self._turn(0)
+            if self._answer_ready() and not self._outbox_carries_entries():
+                # Results went to their tasks and all that waits to be sent is bookkeeping (the new
+                # commit index): let the answers go first (a sequential client's put waited
+                # 0.17 ms here); new entries are never held back this way.
+                await trio.lowlevel.checkpoint()
+            self._end_of_turn()  # what this turn produced goes out before we wait
             if self._events_handled:
                 # Messages were handled at the end of the turn (pysyncobj polls last): what they
                 # brought (a commit index, a forwarded command) is acted on in the next turn.
                 await trio.lowlevel.checkpoint()
                 continue
-            self._end_of_turn()  # what this turn produced goes out before we wait
             with trio.move_on_after(self._wait_s()):
                 await trio.lowlevel.wait_readable(ready)
 
@@ -359,15 +365,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         with replicating it (Raft dissertation §10.2.1), because it counts itself toward a
         commit only up to its durable index (`_onTick`), so the commit index it announces is
         durable on a quorum either way."""
-        now = time.perf_counter()
-        self.stamps.quorum(self.raftCommitIndex, now)
-        self._release_reads()
-        if self._applied_revision is not None:
-            revision, self._applied_revision = self._applied_revision, None
-            self._on_applied(revision)
-        if self._deliveries:
-            deliveries, self._deliveries = self._deliveries, []
-            self._deliver(deliveries)
+        self._answer_ready()
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             acks = []
@@ -384,6 +382,23 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         else:
             self.journal.begin_sync()
         self._release_held()
+
+    def _answer_ready(self) -> bool:
+        """Release the reads that may go, announce the applied revision, deliver the results of
+        applied writes; True if any write result was delivered."""
+        self.stamps.quorum(self.raftCommitIndex, time.perf_counter())
+        self._release_reads()
+        if self._applied_revision is not None:
+            revision, self._applied_revision = self._applied_revision, None
+            self._on_applied(revision)
+        if not self._deliveries:
+            return False
+        deliveries, self._deliveries = self._deliveries, []
+        self._deliver(deliveries)
+        return True
+
+    def _outbox_carries_entries(self) -> bool:
+        return any(message.get("entries") for _, message in self._outbox)
 
     def _release_held(self) -> None:
         durable = self.journal.durable_index
