@@ -115,6 +115,19 @@ def _nothing_else_runnable() -> bool:
     return trio.lowlevel.current_statistics().tasks_runnable == 0
 
 
+class _Wake:
+    """Stands in for pysyncobj's own pipe notifier, which writes to a pipe on every command
+    it queues (even from its own loop, where the command is taken in the same tick, and the
+    pipe's byte then cost a poll event and a wasted turn)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+
+    def notify(self) -> None:
+        if not self._replica._proposing:
+            self._replica._wake()
+
+
 def _call_each(deliveries: list[tuple[Done, Any]]) -> None:
     for done, value in deliveries:
         done(value)
@@ -196,7 +209,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._unsynced_send = transport.send
         self._outbox: list[tuple[Any, dict]] = []
         transport.send = self._queue_send
-        unflushed_poll = self._poller.poll
+        self._unflushed_poll = unflushed_poll = self._poller.poll
 
         def poll_after_flush(timeout: float) -> Any:
             if timeout > 0:  # never block with results, messages or unsynced entries waiting
@@ -207,6 +220,11 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._poller.poll = poll_after_flush
         self._notifier = PipeNotifier(self._poller)
         self.journal.on_synced = self._notifier.notify  # wake the loop to send what waited for it
+        self._loop_thread: int | None = None  # the thread the Raft loop runs on, once it runs
+        self._waiting: trio.CancelScope | None = None  # Replica.run's wait for messages
+        self._turn_again = False  # work arrived from the loop's own thread during this turn
+        self._proposing = False  # the turn is proposing, before the tick that takes the commands
+        self._SyncObj__pipeNotifier = _Wake(self)  # pysyncobj's own wake-up on a new command
         self._thread: threading.Thread | None = None
         if raft_thread:
             self._thread = threading.Thread(target=self._run_thread, name="raft", daemon=True)
@@ -305,35 +323,59 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         The loop waits on pysyncobj's epoll descriptor (peer sockets and the wake-up pipe)."""
         task_status.started()
         self._sync_inline = _nothing_else_runnable
+        self._loop_thread = threading.get_ident()
         ready = self._poller.fileno()
         while not self._stopping.is_set():
+            self._turn_again = False
             self._turn(0)
             if self._answer_ready() and not self._outbox_carries_entries():
                 # Results went to their tasks and all that waits to be sent is bookkeeping (the new
                 # commit index): let the answers go first (a sequential client's put waited
-                # 0.17 ms here); new entries are never held back this way.
+                # 0.17 ms here); new entries are never held back this way. Twice: trio runs a
+                # batch of runnable tasks in random order, so after one yield the answers' tasks
+                # run after this one half the time; after two they have all run.
+                await trio.lowlevel.checkpoint()
                 await trio.lowlevel.checkpoint()
             self._end_of_turn()  # what this turn produced goes out before we wait
-            if self._events_handled:
-                # Messages were handled at the end of the turn (pysyncobj polls last): what they
-                # brought (a commit index, a forwarded command) is acted on in the next turn.
+            if self._events_handled or self._turn_again:
+                # Messages were handled at the end of the turn (pysyncobj polls last), or a task
+                # submitted work during it: what they brought (a commit index, a forwarded
+                # command, a write) is acted on in the next turn.
                 await trio.lowlevel.checkpoint()
                 continue
-            with trio.move_on_after(self._wait_s()):
+            with trio.move_on_after(self._wait_s()) as self._waiting:
                 await trio.lowlevel.wait_readable(ready)
+                self._take_messages()
+            self._waiting = None
 
     def _run_thread(self) -> None:
+        self._loop_thread = threading.get_ident()
         while not self._stopping.is_set():
-            self._turn(self._wait_s())
+            again, self._turn_again = self._turn_again, False
+            self._turn(0 if again else self._wait_s())
+
+    def _take_messages(self) -> None:
+        """Woken by a message: handle it before the tick, so that the tick acts on it (a leader
+        commits and answers on the acknowledgement, not one turn later), and let what it
+        produced (a follower's acknowledgement) go out at once."""
+        try:
+            self._unflushed_poll(0)
+            if self._outbox:
+                self._end_of_turn()
+        except Exception:  # as in _turn: log it and go on
+            log.exception("event=raft_loop_error")
 
     def _turn(self, wait_s: float) -> None:
         try:
+            self._proposing = True  # pysyncobj takes these commands in this turn's tick
             self._propose_pending()
             self._propose_lease_work()
+            self._proposing = False
             self._hold_election_for_pre_vote()
             self.doTick(wait_s)
             self._after_tick()
         except Exception:  # a bug must not silently stop replication: log it and go on
+            self._proposing = False
             log.exception("event=raft_loop_error")
             time.sleep(self.timing.tick_s)
 
@@ -348,10 +390,21 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         return min(self.timing.tick_s, max(0.0, until_election))
 
     def _kick(self) -> None:
-        """Wake the Raft loop (called with _pending_lock held)."""
+        """Wake the Raft loop for pending work (called with _pending_lock held), once per turn."""
         if not self._kicked:
             self._kicked = True
+            self._wake()
+
+    def _wake(self) -> None:
+        """Make the Raft loop take another turn now. From its own thread (a member's gateway
+        and server tasks share the trio thread with it) by ending its wait, with no system
+        call; from any other thread through the pipe it waits on."""
+        if threading.get_ident() != self._loop_thread:
             self._notifier.notify()
+            return
+        self._turn_again = True
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     def _end_of_turn(self) -> None:
         """Before the loop waits: answer what is ready, then persist and send (etcd's Ready
