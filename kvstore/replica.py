@@ -12,6 +12,8 @@ Theory of operation:
   member that cannot hear the leader cannot depose it; timings for a lab on one switch.
 - Peers talk msgpack frames authenticated with HMAC-SHA256 (kvstore.peer_transport), not
   pickle; Ketch's own messages (pre_vote, read_index and their answers) ride beside pysyncobj's.
+- A leader's commit-index notices (empty AppendEntries) wait up to 2 ms for the next entries
+  to carry them (kvstore.commit_notices): half the messages of a sequential writer.
 - Durability: the log is `kvstore.journal.DurableJournal`. Messages pysyncobj sends are queued;
   before the loop waits the journal is synced (fdatasync) and only then is the queue sent
   (etcd's Ready loop: persist, then send). The leader also syncs before it counts its own log
@@ -54,6 +56,7 @@ from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
 from kvstore import snapshot
 from kvstore.codec import decode, encode
+from kvstore.commit_notices import HeldNotices
 from kvstore.errors import ErrorCode, KVError
 from kvstore.journal import DurableJournal, fsync_dir, write_durably
 from kvstore.peer_transport import EpollPoller, PeerTransport
@@ -109,6 +112,9 @@ class RaftTiming:
 # After the leader's connection closes, ask for votes within this long (random, so that two
 # followers seldom ask at once and split the vote).
 LEADER_LOST_ELECTION_JITTER_S = 0.1
+# A leader holds an empty AppendEntries (a new commit index, a heartbeat) this long, in case the
+# next AppendEntries to that follower overtakes it (kvstore.commit_notices).
+COMMIT_NOTICE_HOLD_S = 0.002
 
 
 def _nothing_else_runnable() -> bool:
@@ -208,6 +214,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._transport = transport = self._SyncObj__transport
         self._unsynced_send = transport.send
         self._outbox: list[tuple[Any, dict]] = []
+        self._notices = HeldNotices(COMMIT_NOTICE_HOLD_S)
         transport.send = self._queue_send
         self._unflushed_poll = unflushed_poll = self._poller.poll
 
@@ -352,7 +359,10 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._loop_thread = threading.get_ident()
         while not self._stopping.is_set():
             again, self._turn_again = self._turn_again, False
-            self._turn(0 if again else self._wait_s())
+            wait_s = 0 if again else self._wait_s()
+            self._turn(wait_s)
+            if not wait_s:
+                self._end_of_turn()  # (pysyncobj's poll ends the turn only before it waits)
 
     def _take_messages(self) -> None:
         """Woken by a message: handle it before the tick, so that the tick acts on it (a leader
@@ -385,7 +395,8 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         (`LEADER_LOST_ELECTION_JITTER_S`) so that one asks first; woken only at the next tick,
         they all asked at once and could split the vote."""
         if self._isLeader():
-            return self.timing.tick_s
+            due = self._notices.next_due()
+            return self.timing.tick_s if due is None else min(self.timing.tick_s, max(0.0, due - time.monotonic()))
         until_election = self._SyncObj__raftElectionDeadline - raft_clock()
         return min(self.timing.tick_s, max(0.0, until_election))
 
@@ -417,19 +428,38 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         A leader's AppendEntries go out at once: the leader may write its own log in parallel
         with replicating it (Raft dissertation §10.2.1), because it counts itself toward a
         commit only up to its durable index (`_onTick`), so the commit index it announces is
-        durable on a quorum either way."""
+        durable on a quorum either way. Empty ones (a commit index, a heartbeat) are held for
+        COMMIT_NOTICE_HOLD_S unless a ReadIndex round is open (kvstore.commit_notices)."""
         self._answer_ready()
+        now = time.monotonic()
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             acks = []
+            may_hold = self._isLeader() and not len(self._rounds)
             with self._transport.corked():
                 for node, message in outbox:
-                    if message.get("type") == "next_node_idx":
+                    kind = message.get("type")
+                    if kind == "next_node_idx":
                         acks.append((node, message))
+                        continue
+                    if kind == "append_entries":
+                        if may_hold and message.get("entries") == []:
+                            self._notices.hold(node, message, now)  # kvstore.commit_notices
+                            continue
+                        self._notices.overtaken(node)
                     else:
-                        self._unsynced_send(node, message)
+                        notice = self._notices.take(node)  # messages to a follower stay in order
+                        if notice is not None:
+                            self._unsynced_send(node, notice)
+                    self._unsynced_send(node, message)
             if acks:
                 self._held.append((self.journal.last_index, acks))
+        if self._notices:
+            if not self._isLeader():
+                self._notices.clear()
+            with self._transport.corked():
+                for node, message in self._notices.due(now):
+                    self._unsynced_send(node, message)
         if self._sync_inline():
             self.journal.sync()  # nothing else is waiting to run: a thread hand-off would only add latency
         else:
