@@ -95,9 +95,33 @@ def test_failures_back_off_exponentially_since_the_last_success():
     assert result.create == [] and result.requeue_after_s == 5
 
 
+def counted(spec: dict, pods: list[dict]):
+    """Two reconciles: the first records the finished pods (their finalizers then go), the second
+    counts them, and only then may a Job get its final condition."""
+    first = plan(job(**spec), pods, NOW)
+    assert not any(c["type"] in ("Complete", "Failed") for c in first.status.get("conditions", [])), \
+        "a final condition before every finished pod is counted"
+    after = [pod_without_finalizer(p) if p["metadata"]["name"] in first.remove_finalizer else p for p in pods]
+    return first, plan(job(**{**spec, "status": first.status}), after, NOW)
+
+
+def pod_without_finalizer(p: dict) -> dict:
+    return {**p, "metadata": {**p["metadata"], "finalizers": []}}
+
+
+def test_complete_waits_until_every_succeeded_pod_is_counted():
+    first, second = counted({"completions": 2, "status": {"succeeded": 1}}, [pod("s", "Succeeded")])
+    assert any(c["type"] == "SuccessCriteriaMet" for c in first.status["conditions"])
+    assert first.status["succeeded"] == 1 and first.status["uncountedTerminatedPods"]["succeeded"] == ["uid-s"]
+    assert second.status["succeeded"] == 2 and second.status["uncountedTerminatedPods"] == {}
+    assert any(c["type"] == "Complete" for c in second.status["conditions"]) and "completionTime" in second.status
+
+
 def test_backoff_limit_fails_the_job_and_deletes_active_pods():
     status = {"failed": 2}
-    result = plan(job(completions=5, backoffLimit=2, status=status), [pod("x", "Failed"), pod("r")], NOW)
+    first, result = counted({"completions": 5, "backoffLimit": 2, "status": status}, [pod("x", "Failed"), pod("r")])
+    assert first.delete == ["r"] and any(c["type"] == "FailureTarget" for c in first.status["conditions"])
+    assert result.status["failed"] == 3
     failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
     assert (
         failed["reason"] == "BackoffLimitExceeded"
@@ -118,7 +142,7 @@ def test_pod_failure_policy_fail_job_and_ignore():
             {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [7]}},
         ]
     }
-    fatal = plan(job(completions=3, podFailurePolicy=policy), [pod("p", "Failed", exit_code=42)], NOW)
+    _, fatal = counted({"completions": 3, "podFailurePolicy": policy}, [pod("p", "Failed", exit_code=42)])
     failed = next(c for c in fatal.status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailurePolicy"
     assert "failed with exit code 42 matching FailJob rule at index 0" in failed["message"]

@@ -17,6 +17,10 @@ seconds) and keeps the rules of Kubernetes' Job controller (batch/v1, 1.32):
   conditions and act: FailJob (fail now, reason PodFailurePolicy), Ignore (not counted), Count.
 - `activeDeadlineSeconds` from `status.startTime`: `DeadlineExceeded`. `suspend`: active pods
   are deleted, `Suspended` is True; resuming restarts `startTime` (and so the deadline).
+- **Finishing in two steps**, as Kubernetes 1.31+: once the Job has succeeded (or must fail)
+  it gets `SuccessCriteriaMet` (or `FailureTarget`) and its active pods are deleted; `Complete`
+  (or `Failed`), `completionTime` and the event come only when every finished pod is counted,
+  so a client that sees the final condition reads final `succeeded` / `failed` counters.
 - A finished Job (Complete or Failed) creates nothing; its remaining active pods are deleted.
 """
 
@@ -242,8 +246,12 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
 
     # 4. finished?
     failure = None
+    target = next((c for c in (job.get("status") or {}).get("conditions") or []
+                   if c.get("type") == "FailureTarget" and c.get("status") == "True"), None)
     if fail_job:
         failure = ("PodFailurePolicy", fail_job)
+    elif target is not None:  # decided by an earlier reconcile, waiting for its pods to be counted
+        failure = (target.get("reason", ""), target.get("message", ""))
     elif failed > spec.get("backoffLimit", 6):
         failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
     else:
@@ -253,10 +261,15 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
             failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
         elif deadline is not None and started is not None:
             result.requeue_after_s = started + deadline - now
+    # The final condition waits until every finished pod is counted (uncountedTerminatedPods
+    # empty), as Kubernetes' does: a client that sees Complete or Failed reads final counters.
+    counted = not uncounted["succeeded"] and not uncounted["failed"]
     if failure:
         result.delete = [p["metadata"]["name"] for p in active]
-        _set_condition(status, _condition("Failed", failure[0], failure[1], now))
-        result.events.append(("Warning", failure[0], failure[1]))
+        _set_condition(status, _condition("FailureTarget", failure[0], failure[1], now))
+        if counted:
+            _set_condition(status, _condition("Failed", failure[0], failure[1], now))
+            result.events.append(("Warning", failure[0], failure[1]))
         return result
     complete = (succeeded >= completions) if completions is not None else (succeeded > 0 and not active)
     if complete:
@@ -265,11 +278,12 @@ def plan(job: dict, pods: list[dict], now: float) -> JobPlan:
             status,
             _condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now),
         )
-        _set_condition(
-            status, _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now)
-        )
-        status["completionTime"] = timestamps.format_epoch(now)
-        result.events.append(("Normal", "Completed", "Job completed"))
+        if counted:
+            _set_condition(
+                status, _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now)
+            )
+            status["completionTime"] = timestamps.format_epoch(now)
+            result.events.append(("Normal", "Completed", "Job completed"))
         return result
 
     # 5. how many pods should run now
