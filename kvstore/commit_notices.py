@@ -10,8 +10,9 @@ entries, and is dropped; otherwise it goes out when its time is up.
 
 What it costs: a follower applies (and its watchers and serializable reads see) a write up to
 `hold_s` later. What it never delays: entries (only empty AppendEntries are held), a
-ReadIndex round (the replica holds nothing while one is open), or any other message (a held
-notice goes out first, so the order of messages to a follower is kept). Dropping a notice is
+ReadIndex round (the replica holds nothing while one is open), any other message (a held
+notice goes out first, so the order of messages to a follower is kept), or the commit a
+follower waits for to answer a write it forwarded (`awaits`: that notice goes at once). Dropping a notice is
 safe: Raft tolerates lost messages, and a later AppendEntries carries everything it said.
 """
 
@@ -24,6 +25,22 @@ class HeldNotices:
     def __init__(self, hold_s: float) -> None:
         self.hold_s = hold_s
         self._held: dict[Hashable, tuple[Any, float]] = {}  # follower -> (message, due)
+        self._awaited: dict[Hashable, int] = {}  # follower -> log index of a write it forwarded
+
+    def awaits(self, node: Hashable, index: int) -> None:
+        """`node` forwarded a write, appended at `index`: it answers its client once it learns
+        that the index is committed."""
+        self._awaited[node] = max(self._awaited.get(node, 0), index)
+
+    def may_hold(self, node: Hashable, commit_index: int) -> bool:
+        """Whether an empty AppendEntries announcing `commit_index` may wait (not if it brings a
+        follower the commit of a write it forwarded)."""
+        return commit_index < self._awaited.get(node, commit_index + 1)
+
+    def sent(self, node: Hashable, commit_index: int) -> None:
+        """An AppendEntries announcing `commit_index` went to `node`."""
+        if self._awaited.get(node, commit_index + 1) <= commit_index:
+            del self._awaited[node]
 
     def hold(self, node: Hashable, message: Any, now: float) -> None:
         """Hold a notice for `node`; it replaces one already held but keeps its due time (a
@@ -52,6 +69,7 @@ class HeldNotices:
 
     def clear(self) -> None:
         self._held.clear()
+        self._awaited.clear()
 
     def __len__(self) -> int:
         return len(self._held)

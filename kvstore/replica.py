@@ -443,13 +443,16 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
                         acks.append((node, message))
                         continue
                     if kind == "append_entries":
-                        if may_hold and message.get("entries") == []:
+                        commit_index = message.get("commit_index", 0)
+                        if may_hold and message.get("entries") == [] and self._notices.may_hold(node, commit_index):
                             self._notices.hold(node, message, now)  # kvstore.commit_notices
                             continue
                         self._notices.overtaken(node)
+                        self._notices.sent(node, commit_index)
                     else:
                         notice = self._notices.take(node)  # messages to a follower stay in order
                         if notice is not None:
+                            self._notices.sent(node, notice.get("commit_index", 0))
                             self._unsynced_send(node, notice)
                     self._unsynced_send(node, message)
             if acks:
@@ -459,6 +462,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
                 self._notices.clear()
             with self._transport.corked():
                 for node, message in self._notices.due(now):
+                    self._notices.sent(node, message.get("commit_index", 0))
                     self._unsynced_send(node, message)
         if self._sync_inline():
             self.journal.sync()  # nothing else is waiting to run: a thread hand-off would only add latency
@@ -519,6 +523,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         leader = self._getLeader()
         if leader != self._known_leader:
             self._known_leader = leader
+            self._notices.clear()
             log.info("event=leader_changed leader=%s term=%s", leader, self.raftCurrentTerm)
             self._on_leader_change()
         leading = self._isLeader()
@@ -543,6 +548,8 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             message["round"] = self._echo_round
         elif kind == "request_vote" and self._transfer_election:
             message["transfer"] = True
+        elif kind == "apply_command_response" and isinstance(message.get("log_idx"), int):
+            self._notices.awaits(node, message["log_idx"])  # its commit notice is not held
         self._outbox.append((node, message))
         return True
 

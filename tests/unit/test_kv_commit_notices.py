@@ -27,3 +27,13 @@ def test_each_follower_has_its_own_notice_and_another_message_takes_it_first():
     assert notices.take("f1") == {"commit_index": 7}
     assert notices.take("f1") is None
     assert notices.due(now=10.01) == [("f2", {"commit_index": 7})]
+
+
+def test_the_commit_a_follower_waits_for_to_answer_a_forwarded_write_is_not_held():
+    notices = HeldNotices(0.002)
+    notices.awaits("f1", 12)  # f1 forwarded a write, appended at 12
+    assert notices.may_hold("f1", 11)       # not yet the commit it waits for
+    assert not notices.may_hold("f1", 12)   # this one it waits for: send it now
+    assert notices.may_hold("f2", 12)       # another follower waits for nothing
+    notices.sent("f1", 12)
+    assert notices.may_hold("f1", 13)       # answered: later notices may wait again
