@@ -452,8 +452,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
                     else:
                         notice = self._notices.take(node)  # messages to a follower stay in order
                         if notice is not None:
-                            self._notices.sent(node, notice.get("commit_index", 0))
-                            self._unsynced_send(node, notice)
+                            self._send_notice(node, notice)
                     self._unsynced_send(node, message)
             if acks:
                 self._held.append((self.journal.last_index, acks))
@@ -462,13 +461,17 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
                 self._notices.clear()
             with self._transport.corked():
                 for node, message in self._notices.due(now):
-                    self._notices.sent(node, message.get("commit_index", 0))
-                    self._unsynced_send(node, message)
+                    self._send_notice(node, message)
         if self._sync_inline():
             self.journal.sync()  # nothing else is waiting to run: a thread hand-off would only add latency
         else:
             self.journal.begin_sync()
         self._release_held()
+
+    def _send_notice(self, node, message: dict) -> None:
+        """Send a commit notice that was held (kvstore.commit_notices)."""
+        self._notices.sent(node, message.get("commit_index", 0))
+        self._unsynced_send(node, message)
 
     def _answer_ready(self) -> bool:
         """Release the reads that may go, announce the applied revision, deliver the results of
