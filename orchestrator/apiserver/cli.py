@@ -136,8 +136,11 @@ async def serve(args, settings, tokens, kv_token: str) -> None:
     from hypercorn.trio import serve as hypercorn_serve
 
     from kvstore.client import KVClient
+    from orchestrator.apiserver import one_write
     from orchestrator.apiserver.server import APIServer
     from orchestrator.apiserver.storage import Store
+
+    one_write.install()
 
     async with KVClient(args.kv_endpoints.split(","), kv_token, timeout_s=10) as kv:
         store = Store(kv)
