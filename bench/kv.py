@@ -13,9 +13,10 @@ Workloads: put; range-l (linearizable get); range-s (serializable get); update (
 read-modify-write: get, then txn mod_revision == what was read, then put).
 With --target both it starts a 3-member etcd (Debian's etcd-server) and a 3-member Ketch on
 loopback, runs each workload against etcd and then Ketch (so both see the same moment of a
-shared machine), and prints Ketch/etcd ratios, Ketch's per-hop timeline (from its /metrics)
-and the load average. The machine is shared and noisy: compare the ratios, not the absolute
-figures across runs. `--failover` measures leader failover instead (bench/kv_failover.py).
+shared machine), and prints Ketch/etcd ratios, each store's CPU per operation (all its members,
+from /proc), Ketch's per-hop timeline (from its /metrics) and the load average. The machine is
+shared and noisy: compare the ratios, not the absolute figures across runs. `--failover`
+measures leader failover instead (bench/kv_failover.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from procstat import cpu_seconds  # bench/procstat.py, beside this script
 
 from orchestrator.lab.gateway_client import EtcdJSONClient, GatewayError
 
@@ -152,7 +155,7 @@ def start_target(name: str, work_dir: Path):
         from orchestrator.lab.anchor import EtcdCluster
         cluster = EtcdCluster(work_dir / "etcd", members=3)
         cluster.start()
-        return cluster, cluster.endpoints, None
+        return cluster, cluster.endpoints, None, [p.pid for p in cluster.processes]
     from kvstore.local_cluster import LocalCluster
     cluster = LocalCluster(work_dir / "ketch", members=3)
     cluster.start()
@@ -167,7 +170,7 @@ def start_target(name: str, work_dir: Path):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    return cluster, cluster.gateways, cluster.token
+    return cluster, cluster.gateways, cluster.token, [m.process.pid for m in cluster.nodes if m.process is not None]
 
 
 HOP_LINE = re.compile(r'^ketch_kv_(write|read)_hop_seconds_(sum|count)\{hop="(\w+)"\} (\S+)$')
@@ -222,11 +225,11 @@ def print_hops(rows: list[dict]) -> None:
 
 def print_table(rows: list[dict]) -> None:
     print(f"{'target':6} {'workload':8} {'clients':>7} {'ops/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6}")
+          f"{'errors':>6} {'CPU ms/op':>10}")
     for r in rows:
         print(
             f"{r['target']:6} {r['workload']:8} {r['clients']:7} {r['ops_per_s']:9} {r['p50_ms']:8} "
-            f"{r['p90_ms']:8} {r['p99_ms']:8} {r['errors']:6}"
+            f"{r['p90_ms']:8} {r['p99_ms']:8} {r['errors']:6} {r.get('cpu_ms_per_op', '-'):>10}"
         )
 
 
@@ -295,12 +298,12 @@ def main() -> int:
     rows = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as tmp, contextlib.ExitStack() as stack:
-        started = {}
+        started, pids = {}, {}
         for target in targets:  # both up at once: each workload runs against etcd, then Ketch
             if args.endpoints:
                 started[target] = (args.endpoints.split(","), args.token)
             else:
-                cluster, endpoints, token = start_target(target, Path(tmp))
+                cluster, endpoints, token, pids[target] = start_target(target, Path(tmp))
                 stack.callback(cluster.stop)
                 started[target] = (endpoints, token)
             if not args.endpoints:
@@ -310,12 +313,17 @@ def main() -> int:
             for target in targets:
                 endpoints, token = started[target]
                 before = hop_totals(endpoints) if target == "ketch" else {}
+                cpu_before, began = sum(map(cpu_seconds, pids.get(target, []))), time.monotonic()
                 row = {"target": target, **measure(endpoints, token, workload, clients, args.procs, args.duration,
                                                    args.warmup, args.key_space, args.val_size, args.total)}
+                if pids.get(target) and row["ops_per_s"]:  # the store's own CPU (all members) per operation
+                    cores = (sum(map(cpu_seconds, pids[target])) - cpu_before) / (time.monotonic() - began)
+                    row["cpu_ms_per_op"] = round(1000 * cores / row["ops_per_s"], 3)
                 if target == "ketch":
                     row["hops_ms"] = hop_means(before, hop_totals(endpoints))
                 rows.append(row)
-                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms"
+                print(f"{target} {workload} clients={clients}: {row['ops_per_s']} ops/s, p99 {row['p99_ms']} ms, "
+                      f"CPU {row.get('cpu_ms_per_op', '?')} ms/op"
                       + (f", errors {row['error_kinds']}" if row["errors"] else ""), flush=True)
     print()
     print_table(rows)

@@ -75,7 +75,7 @@ def first_write_after_kill(cluster, leader: int, survivor: str, token: str | Non
 
 
 def measure_target(target: str, kills: int, work_dir: Path) -> dict:
-    cluster, gateways, token = start_target(target, work_dir)
+    cluster, gateways, token, _ = start_target(target, work_dir)
     samples = []
     try:
         for k in range(kills):

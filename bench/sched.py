@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import trio
+from procstat import cpu_seconds, plane_processes  # bench/procstat.py, beside this script
 
 from kvstore.local_cluster import stop_processes
 from orchestrator.client import kubeconfig
@@ -37,33 +38,6 @@ from orchestrator.lab.local_plane import LocalControlPlane
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKLOG = "backlog"
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live descendants (an API server's workers)."""
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += cpu_seconds(int(child))
-    except (OSError, ValueError, IndexError):
-        pass
-    return total
-
-
-def plane_processes(plane: LocalControlPlane) -> dict[str, int]:
-    """name -> pid of each process of the plane (kv members, API server, components)."""
-    named = {f"kv {m.name}": m.process.pid for m in plane.kv.nodes if m.process is not None}
-    for process in plane.processes:
-        argv = process.args if isinstance(process.args, list) else []
-        role = next((a for a in argv if a in ("apiserver", "scheduler", "controller-manager", "hollow-nodes")), "?")
-        named[role] = process.pid
-    return named
 
 
 def percentile(values: list[float], q: float) -> float:
