@@ -18,6 +18,7 @@ import random
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode, urlparse
 
+import orjson
 import trio
 
 from orchestrator.api.resources import BY_PATH, RESOURCES, Resource
@@ -51,6 +52,13 @@ ENDPOINTSLICES = BY_PATH[("discovery.k8s.io", "v1", "endpointslices")]
 LEASES = BY_PATH[("coordination.k8s.io", "v1", "leases")]
 CONFIGMAPS = BY_PATH[("", "v1", "configmaps")]
 
+
+def encode_json(body: Any) -> bytes:
+    """A request body, through orjson; what orjson refuses (an integer over 64 bits) through json."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":")).encode()
 
 class APIStatusError(Exception):
     def __init__(self, code: int, status: dict) -> None:
@@ -110,7 +118,7 @@ class APIClient:
         await self.pool.aclose()
 
     async def request(self, method: str, target: str, body: Any = None, content_type: str = JSON) -> Any:
-        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = b"" if body is None else encode_json(body)
         headers = self.headers + ([("Content-Type", content_type)] if body is not None else [])
         for attempt in range(MAX_THROTTLED_RETRIES + 1):
             try:
@@ -124,7 +132,7 @@ class APIClient:
             log.info("event=throttled method=%s target=%s retry_after_s=%s attempt=%d", method, target, wait_s,
                      attempt + 1)
             await trio.sleep(wait_s * random.uniform(1.0, 2.0))
-        answer = json.loads(raw) if raw else {}
+        answer = orjson.loads(raw) if raw else {}
         if code >= 400:
             raise APIStatusError(code, answer if isinstance(answer, dict) else {"message": str(answer)})
         return answer
@@ -192,7 +200,7 @@ class APIClient:
                 if code != 200:
                     raise APIStatusError(code, {"message": f"watch answered {code}"})
                 async for line in lines:
-                    event = json.loads(line)
+                    event = orjson.loads(line)  # every watcher decodes every event: orjson is ~3x json
                     if event.get("type") == "ERROR":
                         status = event.get("object") or {}
                         if status.get("code") == 410:
