@@ -72,6 +72,9 @@ def apply_defaults(resource: Resource, obj: dict) -> None:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
         spec.setdefault("internalTrafficPolicy", "Cluster")
+        if spec["type"] != "ExternalName":  # a single-stack IPv4 cluster, as Kubernetes records it
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("ipFamilies", ["IPv4"])
         for port in spec.get("ports") or []:
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")

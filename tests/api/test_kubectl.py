@@ -166,7 +166,7 @@ def test_delete_waits_until_the_object_is_gone(plane):
     assert gone.returncode == 1 and 'pods "doomed" not found' in gone.stderr
 
 
-def test_describe_pod_deployment_and_node(plane):
+def test_describe_pod_deployment_service_and_node(plane):
     plane.kubectl("run", "described", "--image=busybox:1.36", "--labels=app=described")
     pod = plane.kubectl("describe", "pod", "described").stdout
     assert "Name:" in pod and "described" in pod and "busybox:1.36" in pod
@@ -177,6 +177,10 @@ def test_describe_pod_deployment_and_node(plane):
     plane.kubectl("apply", "-f", "-", input=deployment("describable"))
     deploy = plane.kubectl("describe", "deploy", "describable").stdout
     assert "StrategyType:           RollingUpdate" in deploy and "2 desired" in deploy
+    plane.kubectl("expose", "deployment", "describable", "--port=80")
+    service = plane.kubectl("describe", "service", "describable").stdout
+    assert "IP Family Policy:         SingleStack" in service and "IP Families:              IPv4" in service
+    assert "Type:                     ClusterIP" in service and "Port:                     <unset>  80/TCP" in service
     plane.kubectl("create", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": {"zone": "z1"}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}],
