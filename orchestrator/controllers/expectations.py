@@ -28,14 +28,17 @@ class Expectations:
             self.pending[owner_uid] = Pending(set(created), set(deleted), now)
 
     def satisfied(self, owner_uid: str, pods: list[dict], now: float) -> bool:
-        """True when the cache (the owner's pods as the informer has them) shows every write."""
+        """True when the cache (the owner's pods as the informer has them) has shown every write.
+        A write counts once shown, so a created pod deleted again before the next look (a
+        node's pods evicted) does not hold the owner until the timeout."""
         pending = self.pending.get(owner_uid)
         if pending is None:
             return True
         seen = {p["metadata"]["name"]: p for p in pods}
-        if (pending.created <= set(seen) and not any(
-                name in seen and not seen[name]["metadata"].get("deletionTimestamp") for name in pending.deleted)) \
-                or now - pending.since > self.timeout_s:
+        pending.created -= seen.keys()
+        pending.deleted = {name for name in pending.deleted
+                           if name in seen and not seen[name]["metadata"].get("deletionTimestamp")}
+        if not pending.created and not pending.deleted or now - pending.since > self.timeout_s:
             del self.pending[owner_uid]
             return True
         return False

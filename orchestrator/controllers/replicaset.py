@@ -16,8 +16,7 @@ from orchestrator.api.meta import controller_of, split_key
 from orchestrator.api.pods import is_active, is_available, is_ready
 from orchestrator.client.api import PODS, REPLICASETS, APIStatusError
 from orchestrator.controllers.base import Controller, ignore_missing
-
-EXPECTATIONS_TIMEOUT_S = 30.0
+from orchestrator.controllers.expectations import Expectations
 
 
 class ReplicaSetController(Controller):
@@ -30,23 +29,13 @@ class ReplicaSetController(Controller):
         self.pods.add_index("owner", lambda p: [ref["uid"] for ref in [controller_of(p)] if ref])
         self.sets.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_event, lambda old, new: self._pod_event(new), self._pod_event)
-        self.expected: dict[str, tuple[int, int, float]] = {}  # rs uid -> (adds, deletes, since)
+        self.expectations = Expectations()
 
     def _pod_event(self, pod: dict) -> None:
         self.enqueue_owner(pod, "ReplicaSet")
 
     def owned(self, rs: dict) -> list[dict]:
         return self.pods.by_index("owner", rs["metadata"]["uid"])
-
-    def satisfied(self, rs: dict, pods: list[dict]) -> bool:
-        uid = rs["metadata"]["uid"]
-        if uid not in self.expected:
-            return True
-        count, _, since = self.expected[uid]
-        if len([p for p in pods if is_active(p)]) == count or time.monotonic() - since > EXPECTATIONS_TIMEOUT_S:
-            del self.expected[uid]
-            return True
-        return False
 
     async def reconcile(self, key: str) -> None:
         rs = self.sets.get(key)
@@ -55,41 +44,48 @@ class ReplicaSetController(Controller):
         pods = self.owned(rs)
         active = [p for p in pods if is_active(p)]
         wanted = (rs.get("spec") or {}).get("replicas", 1)
-        if not rs["metadata"].get("deletionTimestamp") and self.satisfied(rs, pods):
+        uid = rs["metadata"]["uid"]
+        if not rs["metadata"].get("deletionTimestamp") and self.expectations.satisfied(uid, pods, time.monotonic()):
             if len(active) < wanted:
-                await self.create_pods(rs, wanted - len(active), len(active))
+                await self.create_pods(rs, wanted - len(active))
             elif len(active) > wanted:
                 await self.delete_pods(rs, active, len(active) - wanted)
         await self.update_status(rs, self.owned(rs))
 
-    async def create_pods(self, rs: dict, missing: int, have: int) -> None:
-        self.expected[rs["metadata"]["uid"]] = (have + missing, 0, time.monotonic())
-        batch, created = 1, 0
-        while created < missing:
-            size = min(batch, missing - created)
-            failures = 0
-            for _ in range(size):
-                try:
-                    pod = await self.api.create(PODS, rs["metadata"]["namespace"], pod_from_template(rs))
-                except APIStatusError as err:
-                    failures += 1
-                    self.ctx.events.record(rs, "ReplicaSet", "Warning", "FailedCreate", f"Error creating: {err}")
-                    continue
-                # one event per pod, in Kubernetes' words (kubectl describe rs / kubectl events)
-                self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulCreate",
-                                       f"Created pod: {pod['metadata']['name']}")
-            created += size - failures
-            if failures:
-                self.expected[rs["metadata"]["uid"]] = (have + created, 0, time.monotonic())
-                return  # slow start: stop at the first failing batch
-            batch *= 2
+    async def create_pods(self, rs: dict, missing: int) -> None:
+        """Until the informer shows every pod created here, the ReplicaSet is not planned again
+        (Expectations). Counting on active pods instead (the count this would reach) kept a
+        ReplicaSet waiting out the timeout whenever more of its pods were deleted meanwhile, as
+        when a node's pods are evicted one by one: one replacement, then 30 s for the rest."""
+        names: list[str] = []
+        batch = 1
+        try:
+            while len(names) < missing:
+                size = min(batch, missing - len(names))
+                failures = 0
+                for _ in range(size):
+                    try:
+                        pod = await self.api.create(PODS, rs["metadata"]["namespace"], pod_from_template(rs))
+                    except APIStatusError as err:
+                        failures += 1
+                        self.ctx.events.record(rs, "ReplicaSet", "Warning", "FailedCreate", f"Error creating: {err}")
+                        continue
+                    names.append(pod["metadata"]["name"])
+                    # one event per pod, in Kubernetes' words (kubectl describe rs / kubectl events)
+                    self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulCreate",
+                                           f"Created pod: {pod['metadata']['name']}")
+                if failures:
+                    return  # slow start: stop at the first failing batch
+                batch *= 2
+        finally:
+            self.expectations.expect(rs["metadata"]["uid"], names, [], time.monotonic())
 
     async def delete_pods(self, rs: dict, active: list[dict], excess: int) -> None:
         def rank(pod: dict):
             return (bool(pods.node_name(pod)), is_ready(pod),
                     -(timestamps.epoch(pod["metadata"].get("creationTimestamp")) or 0.0))
         doomed = sorted(active, key=rank)[:excess]
-        self.expected[rs["metadata"]["uid"]] = (len(active) - excess, excess, time.monotonic())
+        self.expectations.expect(rs["metadata"]["uid"], [], [p["metadata"]["name"] for p in doomed], time.monotonic())
         for pod in doomed:
             await ignore_missing(self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]))
             self.ctx.events.record(rs, "ReplicaSet", "Normal", "SuccessfulDelete",

@@ -22,3 +22,12 @@ def test_a_lost_watch_event_stops_the_controller_only_until_the_timeout():
     expectations.expect("ds", ["never-seen"], [], 0.0)
     assert not expectations.satisfied("ds", [], 29.0)
     assert expectations.satisfied("ds", [], 31.0)
+
+
+def test_a_write_counts_once_shown_even_if_the_pod_is_gone_at_the_next_look():
+    """A ReplicaSet's replacement pod, seen, then evicted with the rest of its node's pods: the
+    owner is not held until the timeout waiting to see it again."""
+    expectations = Expectations(timeout_s=30)
+    expectations.expect("rs", ["new-1", "new-2"], [], 0.0)
+    assert not expectations.satisfied("rs", [pod("new-1")], 1.0)
+    assert expectations.satisfied("rs", [pod("new-2")], 2.0)  # new-1 was seen at 1.0
