@@ -10,6 +10,7 @@ The same `ketch node` runs on VMs: what `up` does here is the multi-VM path on n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -165,6 +166,42 @@ def destroy(state: LabState) -> list[str]:
     removed = fabric.remove_all(state.lab) if state.netns else []
     state.supervisors, state.access = {}, None
     state.save()
+    return removed
+
+
+STATE = ("lab.json", "cluster.toml", "kv", "kubelet", "pki", "logs", "run", "volumes", "kubectl-cache")
+
+
+def mount_points() -> list[Path]:
+    """Every mount point this process sees (field 5 of /proc/self/mountinfo, octal escapes undone)."""
+    points = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            field = line.split()[4]
+            points.append(Path(field.encode().decode("unicode_escape")))
+    return points
+
+
+def purge(directory: Path) -> list[str]:
+    """After `destroy`: delete the cluster's state (kv data, certificates, kubelet and volume
+    directories, logs, the cluster file up wrote), so the next `up` makes a new cluster. Only
+    what `up` makes is touched; the directory goes too if nothing else is left in it."""
+    root = Path(directory).resolve()
+    mounted = [m for m in mount_points() if m == root or root in m.parents]
+    if mounted:  # a volume still mounted (a hostPath bind): deleting through it would delete its source
+        raise OSError(f"not deleting {directory}: still mounted under it: {', '.join(map(str, mounted))}")
+    removed = []
+    for name in STATE:
+        path = Path(directory) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    with contextlib.suppress(OSError):
+        Path(directory).rmdir()
     return removed
 
 

@@ -50,8 +50,11 @@ def add_up_parser(subparsers) -> None:
         "--runtime", choices=["runc", "process", "local"], help="the kubelets' runtime (default: automatic)"
     )
     up.set_defaults(func=run_up)
-    down = subparsers.add_parser("down", help="stop a lab and remove everything it made")
+    down = subparsers.add_parser("down", help="stop a lab: its processes, namespaces and what its kubelets made go; "
+                                 "the cluster's data stays for the next `ketch up` (--purge: it goes too)")
     down.add_argument("--dir", type=Path, default=Path(".ketch"))
+    down.add_argument("--purge", action="store_true", help="also delete the cluster's state (kv data, certificates, "
+                      "logs): the next `ketch up` makes a new cluster")
     down.set_defaults(func=run_down)
     status = subparsers.add_parser("status", help="hosts, components, pids, health and the kv leader of a lab")
     status.add_argument("--dir", type=Path, default=Path(".ketch"))
@@ -317,6 +320,16 @@ def run_down(args) -> int:
         return 2
     removed = cluster.destroy(state)
     print(f"stopped every process{'; removed ' + str(len(removed)) + ' namespaces' if removed else ''}")
+    if args.purge:
+        try:
+            deleted = cluster.purge(args.dir)
+        except OSError as err:
+            print(f"ketch down --purge: {err}", file=sys.stderr)
+            return 1
+        print(f"deleted the cluster's state in {args.dir}: {', '.join(deleted)}")
+    else:
+        print(f"the cluster's data stays in {args.dir}: `ketch up --dir {args.dir}` starts it again, objects and all "
+              f"(`ketch down --purge` deletes it)")
     return 0
 
 

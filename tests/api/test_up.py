@@ -62,6 +62,11 @@ def test_ketch_up_in_loopback_serves_kubectl_and_down_stops_every_process(tmp_pa
     assert down.returncode == 0, down.stdout + down.stderr
     leftovers = subprocess.run(["pgrep", "-f", str(lab)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left behind: {leftovers}"
+    # the data stays for the next `ketch up` (as `docker compose down` keeps volumes), and says so
+    assert "ketch up --dir" in down.stdout and (lab / "kv").is_dir() and (lab / "pki").is_dir()
+    purged = ketch("down", "--dir", str(lab), "--purge")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert not lab.exists() or not {"kv", "pki", "lab.json"} & {p.name for p in lab.iterdir()}
 
 
 def test_ketch_up_refuses_at_once_when_the_port_kubectl_uses_is_taken(tmp_path):
