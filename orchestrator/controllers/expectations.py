@@ -38,7 +38,7 @@ class Expectations:
         pending.created -= seen.keys()
         pending.deleted = {name for name in pending.deleted
                            if name in seen and not seen[name]["metadata"].get("deletionTimestamp")}
-        if not pending.created and not pending.deleted or now - pending.since > self.timeout_s:
+        if (not pending.created and not pending.deleted) or now - pending.since > self.timeout_s:
             del self.pending[owner_uid]
             return True
         return False
