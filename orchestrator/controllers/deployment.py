@@ -73,6 +73,7 @@ class DeploymentController(Controller):
                 return
         elif (new["metadata"].get("annotations") or {}).get(REVISION) != str(self.max_revision(old, new)):
             await self.bump_revision(new, self.max_revision(old, new))
+        await self.record_revision(deployment, str(self.max_revision(old, new)))
         strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
         if strategy == "Recreate":
             await self.recreate(deployment, new, old)
@@ -92,6 +93,15 @@ class DeploymentController(Controller):
         meta = rs["metadata"]
         await ignore_missing(self.api.patch(REPLICASETS, meta["namespace"], meta["name"],
                                             {"metadata": {"annotations": {REVISION: str(revision)}}}))
+
+    async def record_revision(self, deployment: dict, revision: str) -> None:
+        """The Deployment carries its new ReplicaSet's revision, as Kubernetes' controller writes it
+        (`kubectl describe` shows it; `kubectl rollout undo` replaces metadata.annotations with a
+        JSON patch, which fails on a Deployment that has none, as one made by `kubectl create`)."""
+        meta = deployment["metadata"]
+        if (meta.get("annotations") or {}).get(REVISION) != revision:
+            await ignore_missing(self.api.patch(DEPLOYMENTS, meta["namespace"], meta["name"],
+                                                {"metadata": {"annotations": {REVISION: revision}}}))
 
     async def create_replicaset(self, deployment: dict, wanted_hash: str, old: list[dict]) -> dict | None:
         meta, spec = deployment["metadata"], deployment.get("spec") or {}

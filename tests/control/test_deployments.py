@@ -101,3 +101,22 @@ def test_a_deployment_spreads_rolls_out_scales_updates_within_bounds_and_undoes(
         "2",
         "3",
     ]
+
+
+def test_rollout_undo_of_a_deployment_made_by_kubectl_create(cluster):
+    """`kubectl rollout undo` sends a JSON patch that replaces metadata.annotations: a Deployment
+    made by `kubectl create deployment` has none of its own, so the controller's revision
+    annotation must be there (Kubernetes writes it on every Deployment)."""
+    cluster.kubectl("create", "deployment", "undoable", "--image=busybox:1.36", "--replicas=2")
+    cluster.kubectl("rollout", "status", "deploy/undoable", "--timeout=90s", timeout=120)
+    assert cluster.json("get", "deploy", "undoable")["metadata"]["annotations"] == {
+        "deployment.kubernetes.io/revision": "1"}
+    cluster.kubectl("set", "image", "deploy/undoable", "busybox=busybox:1.37")
+    cluster.kubectl("rollout", "status", "deploy/undoable", "--timeout=90s", timeout=120)
+    undo = cluster.kubectl("rollout", "undo", "deploy/undoable")
+    assert "rolled back" in undo.stdout, undo.stdout + undo.stderr
+    cluster.kubectl("rollout", "status", "deploy/undoable", "--timeout=90s", timeout=120)
+    back = running(cluster, "app=undoable", 2)
+    assert {p["spec"]["containers"][0]["image"] for p in back} == {"busybox:1.36"}
+    assert cluster.json("get", "deploy", "undoable")["metadata"]["annotations"][
+        "deployment.kubernetes.io/revision"] == "3"
