@@ -37,8 +37,8 @@ async def send_object(request: Request, resource: Resource, obj: dict, status: i
     """An object as `resource` serves it: JSON, or a one-row Table when the client asks for one."""
     obj = objects.with_type(resource, obj)
     if request.wants_table:
-        return await request.json(status, tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"]),
-                                  tables.TABLE_CONTENT_TYPE)
+        return await request.json(status, tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"],
+                                                       request.table_rows_carry()), tables.TABLE_CONTENT_TYPE)
     await request.json(status, obj)
 
 
@@ -59,7 +59,7 @@ class Verbs:
             limit=limit, continue_token=request.query.get("continue") or None)
         items = [objects.with_type(route.resource, obj) for obj in items if accept(obj)]
         if request.wants_table:
-            body = tables.table(route.resource.kind, items, str(revision))
+            body = tables.table(route.resource.kind, items, str(revision), request.table_rows_carry())
             if token:
                 body["metadata"]["continue"] = token
             return await request.json(200, body, tables.TABLE_CONTENT_TYPE)

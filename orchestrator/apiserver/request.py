@@ -53,6 +53,15 @@ class Request:
     def wants_table(self) -> bool:
         return "as=Table" in self.headers.get("accept", "")
 
+    def table_rows_carry(self) -> str:
+        """What each Table row's `object` holds (?includeObject=): Metadata (the default), the
+        whole Object (kubectl asks for it to --sort-by a field), or None."""
+        value = self.query.get("includeObject") or "Metadata"
+        if value not in ("Metadata", "Object", "None"):
+            raise errors.bad_request(f'includeObject: Unsupported value: "{value}": supported values: '
+                                     '"Metadata", "None", "Object"')
+        return value
+
     def int_param(self, name: str, default: int) -> int:
         value = self.query.get(name)
         if value in (None, ""):

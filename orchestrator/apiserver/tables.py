@@ -272,7 +272,14 @@ def _partial(obj: dict) -> dict:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": _meta(obj)}
 
 
-def table(kind: str, objects: list[dict], resource_version: str, include_object: bool = True) -> dict:
+def _row_object(obj: dict, carry: str) -> dict | None:
+    if carry == "Object":
+        return obj
+    return _partial(obj) if carry == "Metadata" else None
+
+
+def table(kind: str, objects: list[dict], resource_version: str, carry: str = "Metadata") -> dict:
+    """A Table of the objects; each row's `object` is what `carry` (the request's includeObject) says."""
     from orchestrator.apiserver.printers import PRINTERS as MORE  # printers.py builds on the helpers above
 
     columns, row = PRINTERS.get(kind) or MORE.get(kind) or DEFAULT_PRINTER
@@ -290,5 +297,5 @@ def table(kind: str, objects: list[dict], resource_version: str, include_object:
             }
             for name, kind_, priority in columns
         ],
-        "rows": [{"cells": row(obj), "object": _partial(obj) if include_object else None} for obj in objects],
+        "rows": [{"cells": row(obj), "object": _row_object(obj, carry)} for obj in objects],
     }

@@ -24,6 +24,8 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
     since = None if rv in (None, "", "0") else parse_resource_version(rv)
     timeout = request.int_param("timeoutSeconds", 0)
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+    if request.wants_table:
+        request.table_rows_carry()  # a bad includeObject is a 400 before the stream starts
     cache = store.cache(resource)
     await cache.ready.wait()
     await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
@@ -82,12 +84,12 @@ def with_queued_lines(request: Request, resource: Resource, watcher, event: Watc
 def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
     """The event's line, encoded once for all the watchers that want the same form (of the same
     resource: views of one storage, such as events.k8s.io events, answer in their own shape)."""
-    form = ("table " if request.wants_table else "json ") + resource.api_version
+    form = (f"table {request.table_rows_carry()} " if request.wants_table else "json ") + resource.api_version
     line = event.encoded.get(form)
     if line is None:
         obj = objects.with_type(resource, event.object)
         if request.wants_table:
-            obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"])
+            obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"], request.table_rows_carry())
         line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
     return line
 

@@ -78,6 +78,16 @@ def test_a_wrong_kind_or_selector_is_400(raw):
     assert code == 400 and "field label not supported: spec.bogus" in status_of(data)["message"]
 
 
+def test_a_table_with_an_unknown_include_object_is_400(raw):
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    for path in (PODS, PODS + "?watch=true&timeoutSeconds=1"):
+        code, _, data = raw.request("GET", path + ("&" if "?" in path else "?") + "includeObject=Everything",
+                                    accept=table)
+        assert code == 400 and 'includeObject: Unsupported value: "Everything"' in status_of(data)["message"]
+    code, _, data = raw.request("GET", PODS + "?includeObject=None", accept=table)
+    assert code == 200 and all(row["object"] is None for row in json.loads(data)["rows"])
+
+
 def test_a_wrong_token_is_401_and_the_server_goes_on(plane, raw):
     code, _, data = Raw(plane, token="wrong").request("GET", PODS)
     assert code == 401 and status_of(data)["reason"] == "Unauthorized"

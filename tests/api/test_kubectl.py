@@ -82,6 +82,16 @@ def test_get_prints_kubectl_columns_wide_yaml_json_and_all(plane):
     assert "shown" in [d["metadata"]["name"] for d in listed["items"]]
 
 
+def test_get_sort_by_a_field_outside_metadata(plane):
+    """kubectl asks for Table rows with the whole object (?includeObject=Object) to sort them; with
+    only their metadata it found nothing to sort by and printed "No resources found"."""
+    for name, rank in (("sort-b", "2"), ("sort-c", "3"), ("sort-a", "1")):
+        plane.kubectl("create", "configmap", name, f"--from-literal=rank={rank}")
+    shown = plane.kubectl("get", "configmaps", "--sort-by=.data.rank").stdout.splitlines()
+    names = [line.split()[0] for line in shown[1:] if line.startswith("sort-")]
+    assert names == ["sort-a", "sort-b", "sort-c"], shown
+
+
 def test_scale_label_annotate_and_edit(plane):
     plane.kubectl("apply", "-f", "-", input=deployment("tuned"))
     assert "scaled" in plane.kubectl("scale", "deploy/tuned", "--replicas=5").stdout
