@@ -105,7 +105,7 @@ class HostProcessRuntime:
             del self.states[container_id]
             self.processes.pop(container_id, None)
 
-    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool):
+    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool, size=None):
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
         class Exec:

@@ -43,9 +43,14 @@ class PodStreams:
         raise StreamTargetError(400, "BadRequest", f'container {container} is not running in pod {name}: cannot '
                                 "stream to it")
 
-    async def exec(self, namespace: str, name: str, container: str, argv: list[str], *, stdin: bool, tty: bool):
+    async def exec(self, namespace: str, name: str, container: str, argv: list[str], *, stdin: bool, tty: bool,
+                   terminal_size=None):
+        """`terminal_size`, for a tty: awaited once the container is known to be running and before
+        the process starts, it gives the client's terminal size (or None)."""
         target = self.running_container(namespace, name, container)
-        return await trio.to_thread.run_sync(lambda: self.k.runtime.exec(target.id, argv, stdin=stdin, tty=tty))
+        size = await terminal_size() if tty and terminal_size else None
+        return await trio.to_thread.run_sync(
+            lambda: self.k.runtime.exec(target.id, argv, stdin=stdin, tty=tty, size=size))
 
     async def attach(self, namespace: str, name: str, container: str, *, stdin: bool, stdout: bool,
                      stderr: bool) -> ShimAttachment:

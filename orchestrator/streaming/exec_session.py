@@ -59,10 +59,13 @@ class ProcessInput:
         self.process.resize(cols, rows)
 
 
-async def feed(ws: WebSocket, sink, options: channels.ExecOptions, protocol: str, gone: trio.CancelScope) -> None:
+async def feed(ws: WebSocket, sink, options: channels.ExecOptions, protocol: str, gone: trio.CancelScope,
+               early: list[bytes] = ()) -> None:
     """kubectl's messages to `sink` (write, end, resize): stdin, the v5 close of stdin, terminal
-    resizes. Ends the session (cancels `gone`) when kubectl leaves. Shared by exec and attach."""
-    while (message := await ws.receive()) is not None:
+    resizes; first those received before the process started (`early`). Ends the session (cancels
+    `gone`) when kubectl leaves. Shared by exec and attach."""
+    pending = list(early)
+    while (message := pending.pop(0) if pending else await ws.receive()) is not None:
         try:
             event = channels.parse(message, protocol)
         except channels.ChannelError as err:
@@ -79,7 +82,8 @@ async def feed(ws: WebSocket, sink, options: channels.ExecOptions, protocol: str
     gone.cancel()
 
 
-async def run(ws: WebSocket, process, options: channels.ExecOptions, protocol: str) -> None:
+async def run(ws: WebSocket, process, options: channels.ExecOptions, protocol: str,
+              early: list[bytes] = ()) -> None:
     stdin = _stream(process.stdin) if options.stdin else None
     if process.stdin is not None and stdin is None:
         os.close(process.stdin)
@@ -88,7 +92,7 @@ async def run(ws: WebSocket, process, options: channels.ExecOptions, protocol: s
     try:
         with trio.CancelScope() as gone:
             async with trio.open_nursery() as session:
-                session.start_soon(feed, ws, ProcessInput(process, stdin, options.tty), options, protocol, gone)
+                session.start_soon(feed, ws, ProcessInput(process, stdin, options.tty), options, protocol, gone, early)
                 async with trio.open_nursery() as pumps:
                     for channel, source, forward in outputs:
                         if source is not None:

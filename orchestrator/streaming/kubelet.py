@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import logging
 
+import trio
+
 from orchestrator.streaming import attach_session, channels, exec_session, forward_session
 from orchestrator.streaming.asgi import WebSocket
 
 log = logging.getLogger("ketch.streaming.kubelet")
 EXEC_KINDS = ("exec", "attach")
+FIRST_SIZE_WAIT_S = 1.0
 
 
 def _target(path: str) -> tuple[str, list[str]]:
@@ -78,12 +81,40 @@ async def _exec(ws: WebSocket, pod_streams, kind: str, namespace: str, pod: str,
         await ws.accept(protocol)
         # the terminal is the container's, whatever was asked, as the kubelet decides
         return await attach_session.run(ws, attachment, channels.with_terminal(options, attachment.tty), protocol)
-    process = await pod_streams.exec(namespace, pod, container, options.command, stdin=options.stdin,
-                                     tty=options.tty)
+    early: list[bytes] = []  # what kubectl sent before its terminal's size (input typed ahead)
+
+    async def terminal_size() -> tuple[int, int] | None:
+        """For a tty, once the container is known to be running: upgrade, then wait (at most
+        FIRST_SIZE_WAIT_S) for kubectl's first resize, which it sends as the session opens. A
+        process started before it arrived ran on a 0x0 terminal (`stty size` failed)."""
+        await ws.accept(protocol)
+        with trio.move_on_after(FIRST_SIZE_WAIT_S):
+            while (message := await ws.receive()) is not None:
+                try:
+                    event = channels.parse(message, protocol)
+                except channels.ChannelError:
+                    event = None
+                if isinstance(event, channels.Resize) and event.width and event.height:
+                    return event.width, event.height
+                early.append(message)
+        return None
+
+    try:
+        process = await pod_streams.exec(namespace, pod, container, options.command, stdin=options.stdin,
+                                         tty=options.tty, terminal_size=terminal_size)
+    except Exception as err:
+        if not ws.accepted:
+            raise  # answered over HTTP instead of the upgrade
+        log.info("event=exec_failed pod=%s/%s container=%s error=%s", namespace, pod, container, err)
+        await ws.send(channels.status_message(channels.failure_status(getattr(err, "code", 500),
+                                                                      getattr(err, "reason", "InternalError"),
+                                                                      str(err))))
+        return await ws.close(1000)
     log.info("event=exec pod=%s/%s container=%s command=%s tty=%s", namespace, pod, container,
              options.command[:1], options.tty)
-    await ws.accept(protocol)
-    await exec_session.run(ws, process, options, protocol)
+    if not ws.accepted:
+        await ws.accept(protocol)
+    await exec_session.run(ws, process, options, protocol, early)
 
 
 async def _port_forward(ws: WebSocket, pod_streams, namespace: str, pod: str) -> None:

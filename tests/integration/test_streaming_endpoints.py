@@ -27,10 +27,11 @@ class HostStreams:
     def __init__(self, port_targets: dict[int, int]) -> None:
         self.port_targets = port_targets
 
-    async def exec(self, namespace, name, container, argv, *, stdin, tty):
+    async def exec(self, namespace, name, container, argv, *, stdin, tty, terminal_size=None):
         if container != "main":
             raise StreamTargetError(400, "BadRequest", f"container {container} is not running in pod {name}")
-        return execs.with_pty(argv) if tty else execs.with_pipes(argv, stdin=stdin)
+        size = await terminal_size() if tty and terminal_size else None  # as the kubelet's seam does
+        return execs.with_pty(argv, size=size) if tty else execs.with_pipes(argv, stdin=stdin)
 
     async def attach(self, namespace, name, container, **kwargs):
         raise StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
@@ -113,6 +114,16 @@ async def test_exec_with_a_tty_is_resized(kubelet):
                                               "&stdin=true&stdout=true&tty=true",
                                      [b'\x04{"Width":111,"Height":33}'])
     assert b"33 111" in outputs[1] and status["status"] == "Success"
+
+
+async def test_exec_with_a_tty_starts_on_kubectls_terminal_size(kubelet):
+    """kubectl sends its terminal's size as the session opens: the process starts on it (before,
+    one that read it at once, as `stty size` does, could find a 0x0 terminal), and input typed
+    ahead of the size still reaches it."""
+    outputs, status = await run_exec(kubelet, "command=sh&command=-c&command=stty+size;read+v;echo+v=$v"
+                                              "&stdin=true&stdout=true&tty=true",
+                                     [b"\x00typed-ahead\n", b'\x04{"Width":111,"Height":33}'])
+    assert b"33 111" in outputs[1] and b"v=typed-ahead" in outputs[1] and status["status"] == "Success"
 
 
 @pytest.mark.parametrize("target, protocols, code, text", [

@@ -95,13 +95,13 @@ class RuncRuntime(RuntimeCore):
         subprocess.run(self.runc() + ["delete", "--force", directory.name], capture_output=True)
         self.unmount(directory / "rootfs")
 
-    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool):
+    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool, size=None):
         self._require_running(container_id)
         if tty:
             # runc takes --console-socket only with --detach (then nobody can wait for the exit code);
             # attached, runc relays its own terminal to the one it makes inside the container and
             # passes a resize on (SIGWINCH), so its terminal is our pseudo-terminal
-            return execs.with_pty(self.runc() + ["exec", "-t", container_id, *argv])
+            return execs.with_pty(self.runc() + ["exec", "-t", container_id, *argv], size=size)
         return execs.with_pipes(self.runc() + ["exec", container_id, *argv], stdin=stdin)
 
     def _require_running(self, container_id: str) -> None:
@@ -136,7 +136,7 @@ class ProcessRuntime(RuntimeCore):
     def _release(self, directory: Path, state: dict) -> None:
         self.unmount(directory / "rootfs")
 
-    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool):
+    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool, size=None):
         directory = self.container_dir(container_id)
         state = self._state(directory)
         if state.state != "running" or not state.pid:
@@ -157,7 +157,7 @@ class ProcessRuntime(RuntimeCore):
         ]
         env = spec.get("env")
         if tty:
-            return execs.with_pty(enter + argv, env=env)
+            return execs.with_pty(enter + argv, env=env, size=size)
         return execs.with_pipes(enter + argv, stdin=stdin, env=env)
 
 
@@ -186,7 +186,7 @@ class LocalRuntime(RuntimeCore):
         work.mkdir(exist_ok=True)
         return {"mode": "local", "argv": argv, "env": env, "cwd": str(work)}
 
-    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool):
+    def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool, size=None):
         directory = self.container_dir(container_id)
         state = self._state(directory)
         if state.state != "running":
@@ -196,7 +196,7 @@ class LocalRuntime(RuntimeCore):
         located = shutil.which(argv[0], path=(env or {}).get("PATH")) or argv[0]
         argv = [located, *argv[1:]]
         if tty:
-            return execs.with_pty(argv, env=env, cwd=spec.get("cwd"))
+            return execs.with_pty(argv, env=env, cwd=spec.get("cwd"), size=size)
         return execs.with_pipes(argv, stdin=stdin, env=env, cwd=spec.get("cwd"))
 
     def _signal(self, directory, state, sig) -> None:

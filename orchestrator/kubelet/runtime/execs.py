@@ -35,9 +35,14 @@ def with_pipes(argv: list[str], *, stdin: bool, env: dict | None = None, cwd: st
     return Exec(process, *fds)
 
 
-def with_pty(argv: list[str], *, env: dict | None = None, cwd: str | None = None) -> Exec:
-    """A pseudo-terminal the process has as its controlling terminal (job control works)."""
+def with_pty(argv: list[str], *, env: dict | None = None, cwd: str | None = None,
+             size: tuple[int, int] | None = None) -> Exec:
+    """A pseudo-terminal the process has as its controlling terminal (job control works), of
+    `size` (cols, rows) from its start when given: a program that reads the size at once (`stty
+    size`, an editor; runc, which copies it to the terminal it makes in the container) sees it."""
     master, slave = os.openpty()
+    if size:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
 
     def controlling() -> None:
         os.setsid()
