@@ -167,6 +167,10 @@ def test_run_it_rm_gives_a_shell_that_answers_and_the_pod_is_removed(cluster):
     terminal = Terminal(cluster, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh")
     try:
         terminal.read_until(b"If you don't see a command prompt", timeout_s=90)
+        # kubectl attach sends its size plus one, then its size (to force a redraw), from a goroutine
+        # of its own: a line typed at once can overtake the second (`stty size` said 34 112 once)
+        terminal.type("echo ready-$((1+1))\r")
+        terminal.read_until(b"ready-2")
         terminal.type("stty size; echo answer-$((6*7))\r")
         terminal.read_until(b"answer-42")
         terminal.type("exit\r")
