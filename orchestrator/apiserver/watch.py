@@ -24,8 +24,8 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
     since = None if rv in (None, "", "0") else parse_resource_version(rv)
     timeout = request.int_param("timeoutSeconds", 0)
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
-    if request.wants_table:
-        request.table_rows_carry()  # a bad includeObject is a 400 before the stream starts
+    # Table rows and what they carry, once per watch (a bad includeObject is a 400 before the stream)
+    carry = request.table_rows_carry() if request.wants_table else None
     cache = store.cache(resource)
     await cache.ready.wait()
     await request.start_stream(tables.TABLE_CONTENT_TYPE if request.wants_table else JSON)
@@ -37,7 +37,7 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
     try:
         with trio.move_on_after(timeout or random.uniform(1800, 3600)):
             for start in range(0, len(initial), INITIAL_EVENTS_PER_WRITE):
-                await request.stream_bytes(b"".join(watch_line(request, resource, event)
+                await request.stream_bytes(b"".join(watch_line(resource, event, carry)
                                                     for event in initial[start:start + INITIAL_EVENTS_PER_WRITE]))
             while True:
                 # Only the wait is under the idle timer: a write it cut short would lose the events
@@ -45,7 +45,7 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
                 with trio.move_on_after(bookmark_interval_s) as idle:
                     event = await watcher.receive.receive()
                 if not idle.cancelled_caught:
-                    await request.stream_bytes(with_queued_lines(request, resource, watcher, event))
+                    await request.stream_bytes(with_queued_lines(resource, watcher, event, carry))
                 elif bookmarks:
                     await request.stream_line(
                         {
@@ -65,31 +65,32 @@ async def serve_watch(store: Store, bookmark_interval_s: float, request: Request
             await request.end_stream()
 
 
-def with_queued_lines(request: Request, resource: Resource, watcher, event: WatchEvent) -> bytes:
+def with_queued_lines(resource: Resource, watcher, event: WatchEvent, carry: str | None) -> bytes:
     """The event's line and those of the events already queued behind it, up to COALESCE_BYTES:
     one write (one TLS record, one send) for what piled up while this watch waited its turn.
     Under load most of the API server's time went to a send per event per watcher."""
-    lines = [watch_line(request, resource, event)]
+    lines = [watch_line(resource, event, carry)]
     size = len(lines[0])
     while size < COALESCE_BYTES:
         try:
             queued = watcher.receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             break  # an ended channel ends the watch at the next receive, after these are sent
-        lines.append(watch_line(request, resource, queued))
+        lines.append(watch_line(resource, queued, carry))
         size += len(lines[-1])
     return b"".join(lines)
 
 
-def watch_line(request: Request, resource: Resource, event: WatchEvent) -> bytes:
+def watch_line(resource: Resource, event: WatchEvent, carry: str | None) -> bytes:
     """The event's line, encoded once for all the watchers that want the same form (of the same
-    resource: views of one storage, such as events.k8s.io events, answer in their own shape)."""
-    form = (f"table {request.table_rows_carry()} " if request.wants_table else "json ") + resource.api_version
+    resource: views of one storage, such as events.k8s.io events, answer in their own shape):
+    JSON when `carry` is None, else a one-row Table whose row carries what `carry` says."""
+    form = ("json " if carry is None else f"table {carry} ") + resource.api_version
     line = event.encoded.get(form)
     if line is None:
         obj = objects.with_type(resource, event.object)
-        if request.wants_table:
-            obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"], request.table_rows_carry())
+        if carry is not None:
+            obj = tables.table(resource.kind, [obj], obj["metadata"]["resourceVersion"], carry)
         line = event.encoded[form] = encode_line({"type": event.type, "object": obj})
     return line
 
