@@ -11,6 +11,10 @@ import subprocess
 import termios
 
 
+def set_size(terminal: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
 class Exec:
     def __init__(self, process: subprocess.Popen, stdin: int | None, stdout: int | None, stderr: int | None,
                  master: int | None = None) -> None:
@@ -18,7 +22,7 @@ class Exec:
 
     def resize(self, cols: int, rows: int) -> None:
         if self.master is not None:
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            set_size(self.master, cols, rows)
 
     def wait(self) -> int:
         code = self.process.wait()
@@ -42,7 +46,7 @@ def with_pty(argv: list[str], *, env: dict | None = None, cwd: str | None = None
     size`, an editor; runc, which copies it to the terminal it makes in the container) sees it."""
     master, slave = os.openpty()
     if size:
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        set_size(master, *size)
 
     def controlling() -> None:
         os.setsid()
