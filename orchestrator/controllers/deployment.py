@@ -68,12 +68,13 @@ class DeploymentController(Controller):
         if spec.get("paused"):
             return await self.update_status(deployment, new, old)
         if new is None:
-            new = await self.create_replicaset(deployment, wanted_hash, old)
+            new = await self.create_replicaset(deployment, wanted_hash, old)  # with the next revision
             if new is None:
                 return
-        elif (new["metadata"].get("annotations") or {}).get(REVISION) != str(self.max_revision(old, new)):
-            await self.bump_revision(new, self.max_revision(old, new))
-        await self.record_revision(deployment, str(self.max_revision(old, new)))
+        revision = self.max_revision(old, new)
+        if (new["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
+            await self.bump_revision(new, revision)
+        await self.record_revision(deployment, str(revision))
         strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
         if strategy == "Recreate":
             await self.recreate(deployment, new, old)
