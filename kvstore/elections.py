@@ -12,8 +12,9 @@ about every second. Two rules stop it, as in etcd (PreVote + CheckQuorum):
 - leader lease for votes (§4.2.3): a real RequestVote that arrives within the minimum
   election timeout of hearing from a current leader is ignored (neither the term nor the vote
   changes), unless it comes from a leadership transfer, which the leader itself started.
-And one to keep the election that follows short: two members whose pre-votes for one term
-both passed (each granted the other's) do not both stand; the higher id stands back.
+And two to keep the election that follows short (a split vote costs a whole election timeout):
+two members whose pre-votes for one term both passed (each granted the other's) do not both
+stand, the higher id stands back; and a member whose pre-vote passed grants no other for it.
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def leader_has_quorum(now_s: float, last_response_s: Iterable[float], election_m
 
 
 def grant_pre_vote(candidate_term: int, own_term: int, candidate_last_term: int, candidate_last_index: int,
-                   own_last_term: int, own_last_index: int, hears_leader: bool) -> bool:
-    return (candidate_term > own_term and not hears_leader
+                   own_last_term: int, own_last_index: int, hears_leader: bool,
+                   stands_in_that_term: bool = False) -> bool:
+    """A member whose own pre-vote for that term has passed says no: it is about to stand, and
+    a second candidate in the same term would split the vote. (Its pre-vote can pass on an
+    answer that arrives just before the other's request, so `stands_back` never sees it.)"""
+    return (candidate_term > own_term and not hears_leader and not stands_in_that_term
             and log_at_least_as_up_to_date(candidate_last_term, candidate_last_index, own_last_term, own_last_index))
 
 

@@ -65,10 +65,12 @@ class PreVote:
 
     def _on_pre_vote(self, node, message: dict) -> None:
         term = message.get("term", 0)
+        own = self._pre_vote
         granted = elections.grant_pre_vote(
             term, self.raftCurrentTerm, message.get("last_log_term", 0),
             message.get("last_log_index", 0), self._SyncObj__getCurrentLogTerm(),
-            self._SyncObj__getCurrentLogIndex(), self._hears_leader())
+            self._SyncObj__getCurrentLogIndex(), self._hears_leader(),
+            stands_in_that_term=own is not None and own["passed"] and own["term"] == term)
         if granted:
             given_term, given = self._pre_votes_given
             self._pre_votes_given = (term, (given if given_term == term else set()) | {node})
