@@ -61,7 +61,7 @@ from kvstore.errors import ErrorCode, KVError
 from kvstore.journal import DurableJournal, fsync_dir, write_durably
 from kvstore.peer_transport import EpollPoller, PeerTransport
 from kvstore.read_index import AppliedGate, FollowerRequests, LeaderRounds
-from kvstore.replica_elections import PRE_VOTE_AHEAD_S, PreVote
+from kvstore.replica_elections import PreVote
 from kvstore.replica_reads import READ_TIMEOUT_S, LinearizableReads, ReadWaiter
 from kvstore.replica_writes import BATCH_VERSION, MAX_BATCH_BYTES, Done, GroupCommit
 from kvstore.state_machine import StateMachine
@@ -381,8 +381,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             self._propose_pending()
             self._propose_lease_work()
             self._proposing = False
-            self._hold_election_for_pre_vote()
-            self.doTick(wait_s)
+            self._tick_electing_after_pre_vote(wait_s)
             self._after_tick()
         except Exception:  # a bug must not silently stop replication: log it and go on
             self._proposing = False
@@ -397,7 +396,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         if self._isLeader():
             due = self._notices.next_due()
             return self.timing.tick_s if due is None else min(self.timing.tick_s, max(0.0, due - time.monotonic()))
-        until_election = self._SyncObj__raftElectionDeadline - PRE_VOTE_AHEAD_S - raft_clock()
+        until_election = self._SyncObj__raftElectionDeadline - raft_clock()
         return min(self.timing.tick_s, max(0.0, until_election))
 
     def _kick(self) -> None:

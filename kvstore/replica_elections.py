@@ -1,26 +1,25 @@
 """Pre-vote and the lease rule for votes, glued to pysyncobj (rules: kvstore.elections).
 
-pysyncobj starts an election inside `_onTick` as soon as its election deadline has passed.
-Before each tick the replica calls `_hold_election_for_pre_vote`: unless a pre-vote for the
-next term has passed, it pushes the deadline back and asks the others first. Once a majority
-(itself included) said yes, the deadline is set to 0 and pysyncobj's own election runs in the
-next tick. A real RequestVote that arrives while this member hears a live leader is dropped
-by the replica's message handler (`_hears_leader`), except one from a leadership transfer.
+pysyncobj starts an election inside `_onTick` as soon as its election deadline has passed. The
+replica ticks through `_tick_electing_after_pre_vote`: once the deadline is due it asks the
+others first (a pre-vote) and pushes the deadline back; only once a majority (itself included)
+said yes is the deadline set to 0 and pysyncobj's own election let run. In every other tick
+pysyncobj's check is held off altogether, so a tick that runs late (a thread descheduled
+between the two checks) cannot start an election without a pre-vote. A real RequestVote that
+arrives while this member hears a live leader is dropped by the replica's message handler
+(`_hears_leader`), except one from a leadership transfer.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 from pysyncobj.monotonic import monotonic as raft_clock
 
 from kvstore import elections
 
 log = logging.getLogger("ketch.kv.replica")
-# pysyncobj checks its own election deadline a moment after this mixin does, in the same turn: a
-# deadline that passes in between would start an election with no pre-vote (seen in a chaos
-# run: a re-added member alone in term 2). So the pre-vote starts this much before the deadline.
-PRE_VOTE_AHEAD_S = 0.005
 
 
 class PreVote:
@@ -41,20 +40,34 @@ class PreVote:
         return leader is not None and elections.follower_has_leader(
             now, self._last_leader_contact_s, leader in self._SyncObj__connectedNodes, self.timing.election_min_s)
 
-    def _hold_election_for_pre_vote(self) -> None:
-        """pysyncobj starts an election in `_onTick` once its deadline passed. Unless a pre-vote
-        for it has passed, push the deadline back and ask the others first."""
+    def _tick_electing_after_pre_vote(self, wait_s: float) -> None:
+        """One pysyncobj tick; its own election check may fire only after a passed pre-vote (or
+        for a leadership transfer). Otherwise the deadline is hidden from it for the tick, and
+        put back unless the tick set a new one (a heartbeat, a vote, a pre-vote's outcome)."""
+        if self._may_elect_now():
+            self.doTick(wait_s)
+            return
+        deadline, self._SyncObj__raftElectionDeadline = self._SyncObj__raftElectionDeadline, math.inf
+        try:
+            self.doTick(wait_s)
+        finally:
+            if self._SyncObj__raftElectionDeadline == math.inf:
+                self._SyncObj__raftElectionDeadline = deadline
+
+    def _may_elect_now(self) -> bool:
+        """Whether pysyncobj may start an election in this tick. A due deadline without a passed
+        pre-vote starts one: the deadline is pushed back and the others are asked first."""
         if self._isLeader() or self.selfNode is None:
-            return
+            return True  # pysyncobj's election check applies to followers and candidates only
         now = raft_clock()
-        if self._SyncObj__raftElectionDeadline >= now + PRE_VOTE_AHEAD_S or not self._SyncObj__connectedToAnyone():
-            return
+        if self._SyncObj__raftElectionDeadline > now or not self._SyncObj__connectedToAnyone():
+            return False
         if self._SyncObj__transferInProgress:
             self._transfer_election = True  # TimeoutNow from the leader: elect at once
-            return
+            return True
         term = self.raftCurrentTerm + 1
         if self._pre_vote is not None and self._pre_vote["passed"] and self._pre_vote["term"] == term:
-            return  # let pysyncobj's election run in this tick
+            return True
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
         self._pre_vote = {"term": term, "granted": {self.selfNode}, "passed": False}
         message = {"type": "pre_vote", "term": term, "last_log_index": self._SyncObj__getCurrentLogIndex(),
@@ -62,6 +75,7 @@ class PreVote:
         for node in self.otherNodes:
             self._send(node, dict(message))
         self._count_pre_votes()
+        return self._pre_vote is not None and self._pre_vote["passed"]  # alone, it passes at once
 
     def _on_pre_vote(self, node, message: dict) -> None:
         term = message.get("term", 0)

@@ -4,10 +4,12 @@ vote and make every client wait a whole election timeout more)."""
 
 from __future__ import annotations
 
+import time
 import types
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pysyncobj.monotonic import monotonic as raft_clock
 
 from kvstore.replica_elections import PreVote
 
@@ -44,6 +46,11 @@ class Member(PreVote):
     def _SyncObj__getCurrentLogTerm(self):  # noqa: N802
         return 3
 
+    def doTick(self, wait_s):  # noqa: N802 (pysyncobj's check, run by a thread descheduled a moment)
+        time.sleep(0.01)
+        if self._SyncObj__raftElectionDeadline < raft_clock():
+            self.raftCurrentTerm += 1
+
     def _send(self, node, message):
         self.outbox.append((self.selfNode, node, message))
 
@@ -71,9 +78,9 @@ def test_a_pre_vote_that_passed_on_an_answer_just_before_the_others_request_is_t
     a's too, and a, the lower id, stood as well: both stood for term 4."""
     members, outbox = two_members()
     a, b = members["a"], members["b"]
-    b._hold_election_for_pre_vote()
+    b._may_elect_now()
     deliver(members, outbox, "b", "a", "pre_vote")
-    a._hold_election_for_pre_vote()
+    a._may_elect_now()
     deliver(members, outbox, "a", "b", "pre_vote_resp")   # b's pre-vote passes
     deliver(members, outbox, "a", "b", "pre_vote")        # a's request, same batch
     deliver(members, outbox, "b", "a", "pre_vote_resp")
@@ -83,8 +90,8 @@ def test_a_pre_vote_that_passed_on_an_answer_just_before_the_others_request_is_t
 def test_crossing_pre_votes_leave_the_lower_id_standing():
     members, outbox = two_members()
     a, b = members["a"], members["b"]
-    a._hold_election_for_pre_vote()
-    b._hold_election_for_pre_vote()
+    a._may_elect_now()
+    b._may_elect_now()
     deliver(members, outbox, "a", "b", "pre_vote")
     deliver(members, outbox, "b", "a", "pre_vote")
     deliver(members, outbox, "b", "a", "pre_vote_resp")
@@ -98,7 +105,7 @@ def test_in_any_order_at_most_one_of_them_stands(schedule):
     members, outbox = two_members()
     for step in schedule:
         if step.endswith("times out"):
-            members[step[0]]._hold_election_for_pre_vote()
+            members[step[0]]._may_elect_now()
             outbox[:] = [sent for sent in outbox if sent[1] != "c"]
             continue
         sender, receiver = step.split("->")
@@ -106,3 +113,20 @@ def test_in_any_order_at_most_one_of_them_stands(schedule):
         if queued:
             deliver(members, outbox, sender, receiver, queued[0]["type"])
         assert not (members["a"].stands() and members["b"].stands()), schedule
+
+
+def test_a_tick_that_runs_late_starts_no_election_before_a_pre_vote_passed():
+    """pysyncobj checks its deadline inside its tick, a moment after the replica looked: a
+    deadline that falls due in between (here 6 ms, the check runs 10 ms late) would start
+    an election, and raise the term, without a pre-vote."""
+    members, outbox = two_members()
+    a = members["a"]
+    a._SyncObj__raftElectionDeadline = raft_clock() + 0.006
+    a._tick_electing_after_pre_vote(0)
+    assert a.raftCurrentTerm == 3 and a._SyncObj__raftElectionDeadline > raft_clock() - 0.01
+    a._tick_electing_after_pre_vote(0)  # now due: it asks first
+    assert a.raftCurrentTerm == 3 and [m["type"] for _, _, m in outbox] == ["pre_vote"] * 2
+    deliver(members, outbox, "a", "b", "pre_vote")
+    deliver(members, outbox, "b", "a", "pre_vote_resp")
+    a._tick_electing_after_pre_vote(0)
+    assert a.raftCurrentTerm == 4
