@@ -32,6 +32,15 @@ def init_containers(pod: dict) -> list[dict]:
     return spec(pod).get("initContainers") or []
 
 
+def ephemeral_containers(pod: dict) -> list[dict]:
+    return spec(pod).get("ephemeralContainers") or []
+
+
+def every_container(pod: dict) -> list[dict]:
+    """Init, app and ephemeral containers: every name a pod's logs, exec and attach can take."""
+    return init_containers(pod) + containers(pod) + ephemeral_containers(pod)
+
+
 def container_statuses(pod: dict) -> list[dict]:
     return field(pod, "status", "containerStatuses", default=[])
 

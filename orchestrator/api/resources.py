@@ -60,7 +60,7 @@ RESOURCES: list[Resource] = [
     Resource("", "v1", "namespaces", "Namespace", False, ("ns",), subresources=("status",)),
     Resource("", "v1", "nodes", "Node", False, ("no",), subresources=("status",)),
     Resource("", "v1", "pods", "Pod", True, ("po",), ("all",), ("status", "binding", "log", "eviction", "exec",
-                                                                   "attach", "portforward")),
+                                                                   "attach", "portforward", "ephemeralcontainers")),
     Resource("", "v1", "services", "Service", True, ("svc",), ("all",), ("status",)),
     Resource("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),

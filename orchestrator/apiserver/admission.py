@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from orchestrator.api.resources import Resource
-from orchestrator.apiserver import kinds
+from orchestrator.apiserver import ephemeral, kinds
 from orchestrator.apiserver.errors import invalid
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -36,7 +36,8 @@ def default_pod_spec(spec: dict) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []) + (
+            spec.get("ephemeralContainers") or []):
         if isinstance(container, dict):
             if isinstance(container.get("image"), str):
                 container.setdefault("imagePullPolicy", _pull_policy(container["image"]))
@@ -220,6 +221,8 @@ def validate(resource: Resource, obj: dict) -> None:
     kind = resource.kind
     if kind == "Pod":
         _validate_pod_spec(obj.get("spec"), "spec", causes)
+        if isinstance(obj.get("spec"), dict):
+            ephemeral.validate(obj["spec"], causes)
     elif kind in ("Deployment", "ReplicaSet"):
         _validate_workload(obj, causes)
     elif kind == "Service":
@@ -236,9 +239,11 @@ def validate(resource: Resource, obj: dict) -> None:
         raise invalid(resource, (obj.get("metadata") or {}).get("name") or "", causes)
 
 
-def validate_update(resource: Resource, current: dict, new: dict) -> None:
-    """validate(), and what an update of `current` may not change."""
+def validate_update(resource: Resource, current: dict, new: dict, subresource: str | None = None) -> None:
+    """validate(), and what an update of `current` (through `subresource`, if any) may not change."""
     validate(resource, new)
     causes = kinds.validate_update(resource.kind, current, new)
+    if resource.kind == "Pod":
+        causes += ephemeral.validate_update(current, new, subresource)
     if causes:
         raise invalid(resource, (new.get("metadata") or {}).get("name") or "", causes)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import h11
 
+from orchestrator.api import pods
 from orchestrator.apiserver import errors
 from orchestrator.apiserver.kubelet_client import KubeletClient, kubelet_error
 from orchestrator.client.transport import ConnectionClosed
@@ -18,10 +19,9 @@ PASSED_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps
 
 
 def container_of(pod: dict, requested: str | None) -> str:
-    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-    init_names = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+    names = [c.get("name") for c in pods.containers(pod)]
     if requested:
-        if requested not in names + init_names:
+        if requested not in [c.get("name") for c in pods.every_container(pod)]:
             raise errors.bad_request(f'container {requested} is not valid for pod {pod["metadata"]["name"]}')
         return requested
     if len(names) != 1:

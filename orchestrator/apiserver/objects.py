@@ -79,11 +79,17 @@ def _spec_part(obj: dict) -> dict:
 
 
 def prepare_update(resource: Resource, current: dict, new: dict, subresource: str | None) -> dict:
-    """The object to store for an update of `current` to `new` (main resource or status)."""
+    """The object to store for an update of `current` to `new` through the main resource or a
+    subresource that writes part of it (status, a pod's ephemeral containers); any other
+    subresource updates like the main resource."""
     new = _typed(resource, jsoncodec.copy(new))
     if subresource == "status":
         merged = jsoncodec.copy(current)
         merged["status"] = new.get("status", {})
+        return merged
+    if subresource == "ephemeralcontainers":
+        merged = jsoncodec.copy(current)
+        merged.setdefault("spec", {})["ephemeralContainers"] = (new.get("spec") or {}).get("ephemeralContainers") or []
         return merged
     meta = new.setdefault("metadata", {})
     old_meta = current["metadata"]

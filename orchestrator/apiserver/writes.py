@@ -181,9 +181,9 @@ class Writes:
             if expected is not None and int(current["metadata"]["resourceVersion"]) != expected:
                 raise errors.conflict(owner, route.name)
             proposed = change(current)
-            new = objects.prepare_update(owner, current, proposed, subresource if subresource == "status" else None)
+            new = objects.prepare_update(owner, current, proposed, subresource)
             admission.apply_defaults(owner, new)
-            admission.validate_update(owner, current, new)
+            admission.validate_update(owner, current, new, subresource)
             entries = mf.update(ctx, current, {**new, "metadata": {**new["metadata"], "managedFields": (
                 proposed.get("metadata") or {}).get("managedFields")}}, manager, timestamps.now(), subresource or "")
             new["metadata"]["managedFields"] = mf.encode(entries)

@@ -405,9 +405,7 @@ class Kubelet:
 
     async def messages(self, pod: dict, observed: list) -> dict[str, str]:
         """Termination messages of exited containers whose policy is FallbackToLogsOnError (read once)."""
-        policies = {c.get("name"): c.get("terminationMessagePolicy") for c in
-                    ((pod.get("spec") or {}).get("containers") or []) + ((pod.get("spec") or {}).get("initContainers")
-                                                                          or [])}
+        policies = {c.get("name"): c.get("terminationMessagePolicy") for c in pod_shape.every_container(pod)}
         out = {}
         for container in observed:
             if container.state != "exited" or container.exit_code == 0 or \

@@ -20,6 +20,8 @@ Theory of operation (Kubernetes' kuberuntime computePodActions and the pod worke
 - A pod that finished (all app containers exited for good, or an init container failed under
   Never) keeps its containers for their logs but gives its network and volumes back.
 - A container created but never started (the kubelet died in between) is stopped, then restarted.
+- Ephemeral containers (kubectl debug) start once each, whether or not initialisation is done,
+  and are never restarted.
 The plan returns the actions, the new crash back-off entries, each waiting container's reason
 and message, and when to look again (a back-off that ends).
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator.api import pods
 from orchestrator.kubelet import backoff as bo
 from orchestrator.kubelet.model import (
     EXITED,
@@ -108,7 +111,7 @@ def plan(pod: dict | None, observed: list[ObservedContainer], *, sandbox_ready: 
         return out
     spec = pod.get("spec") or {}
     policy = spec.get("restartPolicy") or "Always"
-    known = {c.get("name") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    known = {c.get("name") for c in pods.every_container(pod)}
     for container in running:
         if container.name not in known:
             out.actions.append(KillContainer(container.id, container.name, grace_period_s(pod),
@@ -116,6 +119,7 @@ def plan(pod: dict | None, observed: list[ObservedContainer], *, sandbox_ready: 
     apps_started = any(latest(observed, c.get("name")) is not None for c in spec.get("containers") or [])
     if apps_started or _run_init_containers(out, pod, observed, failures, now):
         _run_app_containers(out, pod, observed, policy, probes, failures, now)
+    _run_ephemeral_containers(out, pod, observed, failures, now)
     _remove_old_attempts(out, observed)
     return out
 
@@ -249,6 +253,17 @@ def _run_app_containers(out: Plan, pod: dict, observed: list, policy: str, probe
             continue
         if _restartable(policy, last):
             _restart(out, pod, container, last, failures, now, init=False)
+
+
+def _run_ephemeral_containers(out: Plan, pod: dict, observed: list, failures: dict[str, Failure], now: float) -> None:
+    for container in pods.ephemeral_containers(pod):
+        name = container.get("name")
+        last = latest(observed, name)
+        if last is None:
+            if not _creation_waiting(out, container, failures.get(name), now):
+                out.actions.append(StartContainer(name, 0))
+        elif last.state not in (RUNNING, EXITED):
+            _stop_unstarted(out, last)
 
 
 def _stop_unstarted(out: Plan, container: ObservedContainer) -> None:

@@ -201,6 +201,9 @@ def pod_status(pod: dict, view: PodView, now: float, *, terminal: bool = False) 
                  "qosClass": qos_class(pod), "startTime": old.get("startTime") or stamp}
     if has_init:
         out["initContainerStatuses"] = init_statuses
+    if spec.get("ephemeralContainers"):  # never ready: they serve no traffic and gate nothing
+        out["ephemeralContainerStatuses"] = [{**container_status(c, view, "ContainerCreating", init=False),
+                                              "ready": False} for c in spec["ephemeralContainers"]]
     if view.rejection:
         out["phase"], (out["reason"], out["message"]) = "Failed", view.rejection
     if view.host_ip:

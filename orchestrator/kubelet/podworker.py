@@ -18,6 +18,7 @@ from pathlib import Path
 
 import trio
 
+from orchestrator.api import pods
 from orchestrator.client.api import PODS, APIStatusError, Unreachable
 from orchestrator.kubelet import backoff as bo
 from orchestrator.kubelet import containerconfig, volume_disk, volumes
@@ -35,6 +36,7 @@ from orchestrator.kubelet.model import (
     TeardownSandbox,
 )
 from orchestrator.kubelet.network import NetworkNotReady, PodNet
+from orchestrator.kubelet.plan import latest
 from orchestrator.kubelet.probers import run_handler
 from orchestrator.kubelet.runtime import base as rt
 
@@ -191,9 +193,7 @@ class PodActions:
     # --- containers --------------------------------------------------------------------------------
 
     def container_spec(self, record: PodRecord, name: str) -> dict | None:
-        spec = (record.pod or {}).get("spec") or {}
-        return next((c for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
-                     if c.get("name") == name), None)
+        return next((c for c in pods.every_container(record.pod or {}) if c.get("name") == name), None)
 
     async def start(self, record: PodRecord, action: StartContainer) -> None:
         pod, spec = record.pod, self.container_spec(record, action.name)
@@ -225,9 +225,16 @@ class PodActions:
             self.event(record, "Warning", "InvalidEnvironmentVariableNames",
                        f"Keys [{', '.join(plan.invalid_env_names)}] from the EnvFrom were skipped since they are "
                        "considered invalid environment variable names.")
+        target = spec.get("targetContainerName")
+        shared = latest([c for c in self.k.cache.of(record.uid) if c.state == RUNNING], target) if target else None
+        if target and shared is None:
+            message = f"the target container {target} is not running"
+            record.failures[name] = _failed(previous, "CreateContainerError", message, now)
+            self.event(record, "Warning", "Failed", f"Error: {message}")
+            return
         config = rt.ContainerConfig(record.uid, name, action.attempt, spec.get("image", ""), plan.argv, plan.env,
                                     plan.working_dir, mounts, resources(plan.resources), plan.stdin, plan.tty,
-                                    plan.stdin_once)
+                                    plan.stdin_once, shared.id if shared else None)
         try:
             state = await self.k.runtime_call("start_container", record.sandbox, config)
         except rt.InvalidSpec as err:

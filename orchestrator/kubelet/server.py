@@ -30,6 +30,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from orchestrator.api import pods
 from orchestrator.kubelet import crilog, hostfacts, stats
 from orchestrator.kubelet.logserve import stream_log
 from orchestrator.kubelet.model import RUNNING
@@ -206,9 +207,7 @@ class KubeletServer:
         pod = self.k.pods.get(f"{namespace}/{name}")
         if pod is None:
             return await self.json(send, 404, status(404, "NotFound", f'pods "{name}" not found'))
-        spec = pod.get("spec") or {}
-        if container not in [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers")
-                                                                                        or [])]:
+        if container not in [c.get("name") for c in pods.every_container(pod)]:
             return await self.json(send, 400, status(400, "BadRequest",
                                                      f'container "{container}" in pod "{name}" is not valid'))
         attempts = sorted((c for c in self.k.cache.of(pod["metadata"]["uid"]) if c.name == container),

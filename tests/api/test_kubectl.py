@@ -246,6 +246,26 @@ def test_errors_read_as_kubectl_users_know_them(plane):
                                         'in the namespace "default"')
 
 
+def test_debug_adds_an_ephemeral_container_and_bad_ones_are_refused(plane):
+    """`kubectl debug` without -i only adds the container (no kubelet runs here): kubectl
+    patches pods/NAME/ephemeralcontainers; what it may not do comes back as kubectl prints a 422."""
+    plane.kubectl("run", "debugged", "--image=busybox", "--", "sleep", "3600")
+    plane.kubectl("debug", "debugged", "--image=busybox", "-c", "debugger", "--target=debugged")
+    got = json.loads(plane.kubectl("get", "pod", "debugged", "-o", "json").stdout)
+    [added] = got["spec"]["ephemeralContainers"]
+    assert (added["name"], added["image"], added["targetContainerName"]) == ("debugger", "busybox", "debugged")
+    assert [c["name"] for c in got["spec"]["containers"]] == ["debugged"]
+    clash = plane.kubectl("debug", "debugged", "--image=busybox", "-c", "debugged", check=False)
+    assert clash.returncode != 0 and 'spec.ephemeralContainers[1].name: Duplicate value: "debugged"' in clash.stderr
+    no_target = plane.kubectl("debug", "debugged", "--image=busybox", "-c", "other", "--target=nope", check=False)
+    assert no_target.returncode != 0 and 'targetContainerName: Not found: "nope"' in no_target.stderr
+    del got["spec"]["ephemeralContainers"]
+    replaced = plane.kubectl("replace", "-f", "-", input=json.dumps(got), check=False)
+    assert replaced.returncode != 0 and "ephemeralcontainers subresource" in replaced.stderr
+    after = json.loads(plane.kubectl("get", "pod", "debugged", "-o", "json").stdout)
+    assert [c["name"] for c in after["spec"]["ephemeralContainers"]] == ["debugger"]
+
+
 def test_create_token_and_use_it_as_the_service_account(plane):
     plane.kubectl("create", "namespace", "shop")
     plane.kubectl("create", "serviceaccount", "robot", "-n", "shop")

@@ -182,6 +182,35 @@ def test_run_it_rm_gives_a_shell_that_answers_and_the_pod_is_removed(cluster):
     cluster.wait(lambda: cluster.pod("shell") is None, 30, "pod shell gone")
 
 
+def test_debug_gives_a_shell_beside_a_running_container_sharing_its_processes_and_network(cluster):
+    """kubectl debug -it --target: an ephemeral container in the pod's network, in the target's
+    PID namespace; when its shell ends the pod's own container runs on, untouched."""
+    terminal = Terminal(cluster, "debug", "-it", "web", "--image=busybox", "--target=web", "-c", "debugger",
+                        "--", "sh")
+    try:
+        terminal.read_until(b"If you don't see a command prompt", timeout_s=90)
+        terminal.type("echo ready-$((1+1))\r")
+        terminal.read_until(b"ready-2")
+        terminal.type("echo seen-$(ps -o args | grep -c '[h]ttpd -f'); wget -qO- localhost:8080\r")
+        terminal.read_until(b"hello-from-web")
+        terminal.type("echo answer-$((6*7))\r")
+        terminal.read_until(b"answer-42")
+        terminal.type("exit 3\r")
+        text = terminal.read_until(None, timeout_s=60)
+    finally:
+        terminal.close()
+    assert "seen-1" in text and "hello-from-web" in text, text
+
+    def debugger_state() -> dict:
+        statuses = (cluster.pod("web").get("status") or {}).get("ephemeralContainerStatuses") or [{}]
+        return statuses[0].get("state") or {}
+    cluster.wait(lambda: "terminated" in debugger_state(), 30, "the debugger container ended")
+    assert debugger_state()["terminated"]["exitCode"] == 3
+    status = cluster.pod("web")["status"]
+    assert status["containerStatuses"][0]["restartCount"] == 0 and "running" in status["containerStatuses"][0]["state"]
+    assert "ready-2" in cluster.kubectl("logs", "web", "-c", "debugger").stdout
+
+
 def test_run_i_rm_feeds_a_pipe_to_the_container_and_ends_with_its_end(cluster):
     result = cluster.kubectl("run", "-i", "--rm", "echo", "--image=busybox", "--restart=Never", "--", "cat",
                              input="hello\nworld\n", timeout=120)

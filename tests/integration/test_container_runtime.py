@@ -115,6 +115,23 @@ def test_exec_runs_beside_the_container_and_sigkill_stops_it(runtime):
     assert done.exit_code == 137
 
 
+def test_a_container_given_a_target_shares_its_processes_and_one_without_does_not(runtime):
+    """kubectl debug --target: the debugging container joins the target's PID namespace."""
+    if runtime.test_name == "local":
+        pytest.skip("the local runtime has no PID namespaces: every process sees every other")
+    target = _start(runtime, ["sleep", "3600"], name="app")
+    shared = runtime.start_container(runtime.test_sandbox, ContainerConfig(
+        UID, "debugger", 0, "busybox", ["ps", "-o", "args"], [], None, [], Resources(), pid_namespace_of=target.id))
+    alone = _start(runtime, ["ps", "-o", "args"], name="alone")
+    assert ("stdout", "sleep 3600") in _log_lines(_wait_exited(runtime, shared.id))
+    assert ("stdout", "sleep 3600") not in _log_lines(_wait_exited(runtime, alone.id))
+    runtime.signal(target.id, signal.SIGKILL)
+    _wait_exited(runtime, target.id)
+    with pytest.raises(RuntimeFailure, match="not running"):
+        runtime.start_container(runtime.test_sandbox, ContainerConfig(
+            UID, "late", 0, "busybox", ["true"], [], None, [], Resources(), pid_namespace_of=target.id))
+
+
 def test_removal_leaves_no_container_directory_or_cgroup(runtime):
     started = _start(runtime, ["true"])
     _wait_exited(runtime, started.id)

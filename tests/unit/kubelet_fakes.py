@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field, replace
 
+from orchestrator.api import pods
 from orchestrator.kubelet import backoff as bo
 from orchestrator.kubelet import plan as planner
 from orchestrator.kubelet import podstatus
@@ -118,8 +119,7 @@ class Driver:
         if isinstance(action, PrepareSandbox):
             rt.create_sandbox(uid)
         elif isinstance(action, StartContainer):
-            spec = next(c for c in (self.pod["spec"].get("initContainers") or []) + self.pod["spec"]["containers"]
-                        if c["name"] == action.name)
+            spec = next(c for c in pods.every_container(self.pod) if c["name"] == action.name)
             try:
                 rt.start_container(uid, action.name, action.attempt, spec["image"])
                 self.failures.pop(action.name, None)

@@ -235,3 +235,26 @@ def test_a_leftover_sandbox_of_a_pod_gone_is_torn_down_even_without_containers()
     assert leftover.actions == [TeardownSandbox()]
     nothing = planner.plan(None, [], sandbox_ready=False, probes={}, crash_backoff={}, failures={}, now=0.0)
     assert nothing.actions == []
+
+
+def test_an_ephemeral_container_starts_once_even_during_initialisation_and_is_never_restarted():
+    rt = FakeRuntime()
+    d = Driver(rt, pod(init=[{"name": "i1", "image": "busybox"}], policy="Always"))
+    d.sync()
+    d.pod["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox", "targetContainerName": "c"}]
+    assert names(d.sync()) == ["StartContainer:debugger/0"]  # i1 still runs
+    status = d.status()["ephemeralContainerStatuses"][0]
+    assert status["name"] == "debugger" and "running" in status["state"] and status["ready"] is False
+    rt.exit("u1-debugger-0", 1)
+    rt.exit("u1-i1-0", 0)
+    assert names(d.sync()) == ["StartContainer:c/0"]  # restartPolicy Always, yet it is not restarted
+    status = d.status()
+    assert status["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
+    assert status["phase"] == "Running" and [c["name"] for c in status["containerStatuses"]] == ["c"]
+
+
+def test_a_running_ephemeral_container_is_not_killed_as_unknown():
+    rt = FakeRuntime()
+    d = Driver(rt, pod(ephemeralContainers=[{"name": "debugger", "image": "busybox"}]))
+    assert names(d.sync()) == ["PrepareSandbox", "StartContainer:c/0", "StartContainer:debugger/0"]
+    assert d.sync() == []

@@ -7,11 +7,13 @@
 - `process` (root without runc): the same sandbox, overlay and cgroups; the shim itself enters
   the pod's network namespace and new mount/UTS/IPC/PID namespaces and chroots into the rootfs:
   namespaced processes, no OCI runtime.
+  (In both, a debugging container with a target joins its target's PID namespace instead.)
 - `local` (no root): plain processes in their own session, on the host's network; the image's
   binaries come first on PATH (the built-in busybox's applets run as `sh`, `httpd`, ...), the
   working directory is the container's own, limits are best effort (none). The laptop mode: pods
   get their own loopback address from the kubelet's local network, programs that bind to
-  0.0.0.0 share the machine's ports.
+  0.0.0.0 share the machine's ports; every process is visible to every other, a debugging
+  container's target included.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class RuncRuntime(RuntimeCore):
     def _started(self, directory: Path) -> bool:
         return (directory / "container.pid").exists()  # runc writes it once the workload runs
 
+    def _init_pid(self, directory: Path) -> int | None:
+        if self._state(directory).state != "running":
+            return None
+        return int((directory / "container.pid").read_text().strip() or 0) or None
+
     def runc(self) -> list[str]:
         return ["runc", "--root", str(self.runc_root)]
 
@@ -78,7 +85,7 @@ class RuncRuntime(RuntimeCore):
         cgroups_path = "/" + group.child("runc").relative if self.uses_cgroups else ""
         spec = oci.config(rootfs=str(rootfs), argv=cfg.argv, env=env, cwd=cfg.working_dir or image.working_dir or "/",
                           hostname=sandbox.hostname, netns=sandbox.netns_path, cgroups_path=cgroups_path,
-                          mounts=mounts, host_image=host_image, terminal=cfg.tty)
+                          mounts=mounts, host_image=host_image, terminal=cfg.tty, pid_ns=self.pid_namespace(cfg))
         (directory / "config.json").write_text(json.dumps(spec))
         self.runc_root.mkdir(parents=True, exist_ok=True)
         return {"mode": "runc", "argv": self.runc() + ["run", "--bundle", str(directory), "--pid-file",
@@ -128,6 +135,7 @@ class ProcessRuntime(RuntimeCore):
             "rootfs": str(rootfs),
             "cwd": cfg.working_dir or image.working_dir or "/",
             "netns": sandbox.netns_path,
+            "pid_ns": self.pid_namespace(cfg),
             "hostname": sandbox.hostname,
             "mounts": mounts,
             "cgroup_procs": procs,

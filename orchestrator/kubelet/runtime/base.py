@@ -70,6 +70,7 @@ class ContainerConfig:
     stdin: bool = False
     tty: bool = False
     stdin_once: bool = False
+    pid_namespace_of: str | None = None  # a running container's id: share its processes (kubectl debug --target)
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,20 @@ class RuntimeCore:
                  group: cgroups.Cgroup, container_id: str) -> dict:
         raise NotImplementedError
 
+    def pid_namespace(self, cfg: ContainerConfig) -> str | None:
+        """The PID namespace a container joins instead of a new one (its target's), or None."""
+        if cfg.pid_namespace_of is None:
+            return None
+        pid = self._init_pid(self.container_dir(cfg.pid_namespace_of))
+        if not pid:
+            raise RuntimeFailure(f"container {cfg.pid_namespace_of} is not running: there are no processes to share")
+        return f"/proc/{pid}/ns/pid"
+
+    def _init_pid(self, directory: Path) -> int | None:
+        """The host pid of the container's first process inside its namespaces, while it runs."""
+        state = self._state(directory)
+        return state.pid if state.state == "running" else None
+
     def _state(self, directory: Path) -> ContainerState:
         state = _read(directory / "state.json") or {}
         shim = _read(directory / "shim.json") or {}

@@ -23,7 +23,7 @@ def _bind(source: str, destination: str, readonly: bool) -> dict:
 
 def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: str, netns: str | None,
            cgroups_path: str, mounts: list[tuple[str, str, bool]], host_image: bool = False,
-           terminal: bool = False) -> dict:
+           terminal: bool = False, pid_ns: str | None = None) -> dict:
     mount_list = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755",
@@ -38,7 +38,8 @@ def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: 
     if host_image:
         mount_list += [_bind("/usr", "/usr", True), _bind("/etc", "/etc", True)]
     mount_list += [_bind(source, target, readonly) for source, target, readonly in mounts]
-    namespaces = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": "pid", **({"path": pid_ns} if pid_ns else {})}]  # pid_ns: another container's
+    namespaces += [{"type": kind} for kind in ("ipc", "uts", "mount")]
     if netns:  # no path: the host's network (hostNetwork pods)
         namespaces.append({"type": "network", "path": netns})
     capabilities = {kind: list(DEFAULT_CAPABILITIES) for kind in ("bounding", "effective", "permitted")}

@@ -168,12 +168,18 @@ def _check(result: int, what: str) -> None:
 
 def enter_namespaces(spec: dict) -> None:
     """process mode, in the shim: the pod's network, then new mount/UTS/IPC/PID namespaces, the
-    volumes bound into the rootfs, and the hostname. The next child is PID 1 of the new PID namespace."""
+    volumes bound into the rootfs, and the hostname. The next child is PID 1 of the new PID namespace,
+    or, given `pid_ns` (a debugging container's target), a process in that one."""
     libc = _libc()
     if spec.get("netns"):
         with open(spec["netns"]) as handle:
             _check(libc.setns(handle.fileno(), CLONE_NEWNET), "setns")
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID), "unshare")
+    new = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+    if spec.get("pid_ns"):
+        with open(spec["pid_ns"]) as handle:
+            _check(libc.setns(handle.fileno(), CLONE_NEWPID), "setns pid")
+        new &= ~CLONE_NEWPID
+    _check(libc.unshare(new), "unshare")
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     rootfs = spec["rootfs"]
     for source, target, readonly in spec.get("mounts") or []:
