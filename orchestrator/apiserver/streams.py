@@ -6,8 +6,9 @@ subprotocols and, once the kubelet accepts, passes messages both ways (orchestra
 relay.py). Everything that can fail before the upgrade answers with a Status instead of it: pod
 not found, not scheduled, container not valid, kubelet unreachable, or the kubelet's own refusal.
 kubectl answers a refused WebSocket by retrying with SPDY/3.1 (POST); that request gets the
-reason the container cannot be reached when the pod's status shows one, else a 400 naming the
-protocols served.
+kubelet's answer to a plain request for the same target: the reason the container cannot be
+reached if there is one (the pod's status may not show yet that it ended), else a 400 naming
+the protocols served.
 """
 
 from __future__ import annotations
@@ -55,29 +56,17 @@ def _kubelet_target(route: Route, pod: dict, request: Request) -> str:
     return f"/{route.subresource}/{namespace}/{name}/{container}" + (f"?{query}" if query else "")
 
 
-def _not_running(pod: dict, container: str, subresource: str) -> str | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") == container and "running" not in (status.get("state") or {}):
-            if subresource == "attach":
-                return channels.not_found_in_pod(container, pod["metadata"]["name"], pod["metadata"]["namespace"])
-            return f"container {container} is not running in pod {pod['metadata']['name']}: cannot stream to it"
-    return None
-
-
 async def serve(request: Request, route: Route, store: Store, kubelet: KubeletClient) -> None:
     pod = await store.get(route.resource, route.namespace, route.name)
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.bad_request(f'pod "{route.name}" does not have a host assigned')
     target = _kubelet_target(route, pod, request)
+    node = await store.get(NODES, None, node_name)
     if not isinstance(request, WebSocketRequest):
-        if route.subresource != "portforward":
-            reason = _not_running(pod, container_of(pod, request.query.get("container")), route.subresource)
-            if reason:
-                raise errors.bad_request(reason)
+        await kubelet.get_json(node, target)  # raises the kubelet's refusal
         kind = "portForward" if route.subresource == "portforward" else route.subresource
         raise errors.bad_request(channels.websocket_only(kind))
-    node = await store.get(NODES, None, node_name)
     connection = await kubelet.open(node, f"cannot reach pod {route.name}")
     try:
         try:

@@ -25,6 +25,13 @@ class StreamTargetError(Exception):
         super().__init__(message)
 
 
+def _not_running(namespace: str, name: str, container: str, attaching: bool) -> StreamTargetError:
+    if attaching:
+        return StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
+    return StreamTargetError(400, "BadRequest", f"container {container} is not running in pod {name}: cannot stream "
+                             "to it")
+
+
 class PodStreams:
     def __init__(self, kubelet) -> None:
         self.k = kubelet
@@ -35,13 +42,23 @@ class PodStreams:
             raise StreamTargetError(404, "NotFound", f'pods "{name}" not found')
         return pod
 
-    def running_container(self, namespace: str, name: str, container: str):
+    def running_container(self, namespace: str, name: str, container: str, *, attaching: bool = False):
+        """Kubernetes' kubelet answers an attach to a container that is not running with "container
+        C not found in pod NAME_NAMESPACE" (it looks among running containers only)."""
         pod = self._pod(namespace, name)
         for candidate in self.k.cache.of(pod["metadata"]["uid"]):
             if candidate.name == container and candidate.state == RUNNING:
                 return candidate
-        raise StreamTargetError(400, "BadRequest", f'container {container} is not running in pod {name}: cannot '
-                                "stream to it")
+        raise _not_running(namespace, name, container, attaching)
+
+    async def confirm_running(self, namespace: str, name: str, container: str, *, attaching: bool = False) -> None:
+        """running_container, confirmed by the runtime (the cache may not have seen the container
+        end yet): how a plain request, which starts nothing, learns why it could not stream."""
+        target = self.running_container(namespace, name, container, attaching=attaching)
+        try:
+            await trio.to_thread.run_sync(self.k.runtime.attach_point, target.id)
+        except RuntimeFailure:
+            raise _not_running(namespace, name, container, attaching) from None
 
     async def exec(self, namespace: str, name: str, container: str, argv: list[str], *, stdin: bool, tty: bool,
                    terminal_size=None):
@@ -54,13 +71,7 @@ class PodStreams:
 
     async def attach(self, namespace: str, name: str, container: str, *, stdin: bool, stdout: bool,
                      stderr: bool) -> ShimAttachment:
-        """Kubernetes' kubelet answers an attach to a container that is not running with "container
-        C not found in pod NAME_NAMESPACE" (it looks among running containers only)."""
-        pod = self._pod(namespace, name)
-        target = next((c for c in self.k.cache.of(pod["metadata"]["uid"]) if c.name == container and
-                       c.state == RUNNING), None)
-        if target is None:
-            raise StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
+        target = self.running_container(namespace, name, container, attaching=True)
         try:
             point = await trio.to_thread.run_sync(self.k.runtime.attach_point, target.id)
             return await ShimAttachment.open(point, stdin=stdin, stdout=stdout, stderr=stderr)

@@ -38,7 +38,7 @@ def kubelet_app(pod_streams):
     async def app(scope, receive, send) -> None:
         kind, parts = _target(scope.get("path", ""))
         if scope["type"] == "http":
-            return await _http_refusal(send, kind)
+            return await _http_refusal(send, pod_streams, kind, parts)
         if scope["type"] != "websocket":
             return
         ws = WebSocket(scope, receive, send)
@@ -61,9 +61,18 @@ def kubelet_app(pod_streams):
     return app
 
 
-async def _http_refusal(send, kind: str) -> None:
-    body = json.dumps(channels.failure_status(400, "BadRequest", channels.websocket_only(kind))).encode()
-    await send({"type": "http.response.start", "status": 400, "headers": [
+async def _http_refusal(send, pod_streams, kind: str, parts: list[str]) -> None:
+    """A plain request (the API server asks on behalf of a SPDY client): why the container cannot
+    be streamed to, if it cannot, else the protocols served. Nothing is started."""
+    code, status = 400, channels.failure_status(400, "BadRequest", channels.websocket_only(kind))
+    try:
+        if kind in EXEC_KINDS and len(parts) == 3 and all(parts):
+            await pod_streams.confirm_running(*parts, attaching=kind == "attach")
+    except Exception as err:  # a StreamTargetError from the seam
+        code = getattr(err, "code", 500)
+        status = channels.failure_status(code, getattr(err, "reason", "InternalError"), str(err))
+    body = json.dumps(status).encode()
+    await send({"type": "http.response.start", "status": code, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 

@@ -211,6 +211,20 @@ def test_debug_gives_a_shell_beside_a_running_container_sharing_its_processes_an
     assert "ready-2" in cluster.kubectl("logs", "web", "-c", "debugger").stdout
 
 
+def test_debug_node_runs_a_pod_in_the_nodes_network_with_its_root_and_a_quick_one_says_no_false_reason(cluster):
+    """kubectl debug node/NAME: a pod on that node with the host's network and / at /host. A
+    command that ends at once ends before kubectl attaches, while the pod's status still says
+    running: kubectl falls back from the refused WebSocket to SPDY, and then to the logs. The
+    warning it prints must give the kubelet's reason, not "SPDY is not supported"."""
+    node = cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    result = cluster.kubectl("debug", f"node/{node}", "-i", "--image=busybox", "--profile=general", "--",
+                             "sh", "-c", "test -d /host/proc && echo root-at-host; ip -o link | grep -c veth",
+                             timeout=120)
+    lines = result.stdout.splitlines()
+    assert "root-at-host" in lines and int(lines[-1]) >= 1, result  # the node's veths: its network
+    assert "SPDY" not in result.stderr, result.stderr
+
+
 def test_run_i_rm_feeds_a_pipe_to_the_container_and_ends_with_its_end(cluster):
     result = cluster.kubectl("run", "-i", "--rm", "echo", "--image=busybox", "--restart=Never", "--", "cat",
                              input="hello\nworld\n", timeout=120)

@@ -27,9 +27,14 @@ class HostStreams:
     def __init__(self, port_targets: dict[int, int]) -> None:
         self.port_targets = port_targets
 
-    async def exec(self, namespace, name, container, argv, *, stdin, tty, terminal_size=None):
+    async def confirm_running(self, namespace, name, container, *, attaching=False):
+        if attaching:  # no container of web takes an attach
+            raise StreamTargetError(500, "InternalError", channels.not_found_in_pod(container, name, namespace))
         if container != "main":
             raise StreamTargetError(400, "BadRequest", f"container {container} is not running in pod {name}")
+
+    async def exec(self, namespace, name, container, argv, *, stdin, tty, terminal_size=None):
+        await self.confirm_running(namespace, name, container)
         size = await terminal_size() if tty and terminal_size else None  # as the kubelet's seam does
         return execs.with_pty(argv, size=size) if tty else execs.with_pipes(argv, stdin=stdin)
 
@@ -141,9 +146,15 @@ async def test_refusals_are_statuses_before_the_upgrade(kubelet, target, protoco
     assert status["kind"] == "Status" and status["code"] == code and text in status["message"]
 
 
-async def test_a_spdy_upgrade_over_plain_http_gets_a_status_naming_the_protocols(kubelet):
+@pytest.mark.parametrize("path, code, text", [
+    (b"/exec/default/web/main", b"400", b"v5.channel.k8s.io"),
+    (b"/exec/default/web/other", b"400", b"container other is not running"),  # the reason first
+    (b"/attach/default/web/main", b"500", b"container main not found in pod web_default"),
+])
+async def test_a_spdy_upgrade_over_plain_http_gets_a_status_naming_the_protocols_or_the_reason(kubelet, path, code,
+                                                                                                text):
     stream = await trio.open_tcp_stream("127.0.0.1", kubelet)
-    await stream.send_all(b"POST /exec/default/web/main?command=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+    await stream.send_all(b"POST " + path + b"?command=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                           b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
                           b"Content-Length: 0\r\n\r\n")
     answer = b""
@@ -151,7 +162,7 @@ async def test_a_spdy_upgrade_over_plain_http_gets_a_status_naming_the_protocols
         while b"}" not in answer:
             answer += await stream.receive_some(4096)
     await stream.aclose()
-    assert answer.startswith(b"HTTP/1.1 400") and b"v5.channel.k8s.io" in answer
+    assert answer.startswith(b"HTTP/1.1 " + code) and text in answer
 
 
 async def test_port_forward_pairs_streams_and_carries_bytes_both_ways(kubelet):
