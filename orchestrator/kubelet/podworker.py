@@ -148,8 +148,11 @@ class PodActions:
         hostname = (spec.get("hostname") or meta["name"])[:63]
         if pod_resources is None:
             pod_resources = resources(containerconfig.pod_resources(pod))
+        pid_mode = rt.PID_HOST if spec.get("hostPID") else rt.PID_POD if spec.get("shareProcessNamespace") \
+            else rt.PID_CONTAINER
         return rt.SandboxConfig(meta["uid"], meta["namespace"], meta["name"], hostname, net.netns_path,
-                                self.k.resolv_conf(pod), self.k.etc_hosts(pod, net.ip, hostname), pod_resources)
+                                self.k.resolv_conf(pod), self.k.etc_hosts(pod, net.ip, hostname), pod_resources,
+                                pid_mode, bool(spec.get("hostIPC")))
 
     def volume_dirs(self, record: PodRecord, pod_volumes: dict[str, volumes.Volume]) -> dict[str, str]:
         return {name: volumes.volume_dir(str(self.k.pods_dir), record.uid, v) for name, v in pod_volumes.items()}

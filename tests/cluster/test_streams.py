@@ -218,11 +218,25 @@ def test_debug_node_runs_a_pod_in_the_nodes_network_with_its_root_and_a_quick_on
     warning it prints must give the kubelet's reason, not "SPDY is not supported"."""
     node = cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
     result = cluster.kubectl("debug", f"node/{node}", "-i", "--image=busybox", "--profile=general", "--",
-                             "sh", "-c", "test -d /host/proc && echo root-at-host; ip -o link | grep -c veth",
-                             timeout=120)
+                             "sh", "-c", "test -d /host/proc && echo root-at-host; ps -o args | grep -q '[k]ubelet' "
+                             "&& echo sees-kubelet; ip -o link | grep -c veth", timeout=120)
     lines = result.stdout.splitlines()
     assert "root-at-host" in lines and int(lines[-1]) >= 1, result  # the node's veths: its network
+    assert "sees-kubelet" in lines, result  # hostPID: the node's processes
     assert "SPDY" not in result.stderr, result.stderr
+
+
+def test_debug_copy_to_with_shared_processes_sees_the_copied_containers_processes(cluster):
+    """kubectl debug --copy-to --share-processes: a copy of the pod with shareProcessNamespace and
+    one container more, which sees the copied container's processes."""
+    look = "for i in $(seq 20); do ps -o args | grep -q '[h]ttpd -f' && echo seen-httpd && exit 0; sleep 0.5; done"
+    result = cluster.kubectl("debug", "web", "-i", "--copy-to=web-copy", "--share-processes", "--container=dbg",
+                             "--image=busybox", "--", "sh", "-c", look, timeout=120)
+    assert "seen-httpd" in result.stdout, result
+    copy = cluster.pod("web-copy")
+    assert copy["spec"]["shareProcessNamespace"] is True
+    assert [c["name"] for c in copy["spec"]["containers"]] == ["web", "dbg"]
+    cluster.kubectl("delete", "pod", "web-copy", timeout=120)
 
 
 def test_run_i_rm_feeds_a_pipe_to_the_container_and_ends_with_its_end(cluster):

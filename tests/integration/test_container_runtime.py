@@ -18,8 +18,17 @@ from pathlib import Path
 import pytest
 
 from orchestrator.kubelet.runtime import choose_runtime
-from orchestrator.kubelet.runtime.base import ContainerConfig, ImageNotFound, Resources, RuntimeFailure, SandboxConfig
+from orchestrator.kubelet.runtime.base import (
+    PID_HOST,
+    PID_POD,
+    ContainerConfig,
+    ImageNotFound,
+    Resources,
+    RuntimeFailure,
+    SandboxConfig,
+)
 from orchestrator.kubelet.runtime.images import ImageImportError, ImageStore
+from orchestrator.processes import alive
 
 UID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -130,6 +139,47 @@ def test_a_container_given_a_target_shares_its_processes_and_one_without_does_no
     with pytest.raises(RuntimeFailure, match="not running"):
         runtime.start_container(runtime.test_sandbox, ContainerConfig(
             UID, "late", 0, "busybox", ["true"], [], None, [], Resources(), pid_namespace_of=target.id))
+
+
+@pytest.mark.parametrize("pid_mode", [PID_POD, PID_HOST])
+def test_a_pod_that_shares_its_processes_or_the_hosts_sees_them(runtime, pid_mode):
+    """shareProcessNamespace: the containers see each other's processes, none is PID 1 (the
+    holder is, as pause is in Kubernetes), and the namespace outlives any one container. hostPID:
+    the host's processes, this test's among them."""
+    if runtime.test_name == "local":
+        pytest.skip("the local runtime has no PID namespaces: every process sees every other")
+    uid = "5a5a5a5a-0000-4000-8000-00000000" + pid_mode[:4].ljust(4, "0")
+    sandbox = SandboxConfig(uid, "default", "shared", "shared", None, "", "", Resources(), pid_mode=pid_mode)
+    runtime.create_sandbox(sandbox)
+    try:
+        def run(name, argv):
+            return runtime.start_container(sandbox, ContainerConfig(uid, name, 0, "busybox", argv, [], None, [],
+                                                                    Resources()))
+        first = run("first", ["sleep", "3600"])
+        holder = int((runtime.sandbox_dir(uid) / "pid-holder.pid").read_text()) if pid_mode == PID_POD else 0
+        looked = _wait_exited(runtime, run("look", ["ps", "-o", "pid,args"]).id)
+        seen = dict(text.strip().split(None, 1) for _, text in _log_lines(looked))  # pid -> command line
+        assert "sleep 3600" in seen.values()
+        if pid_mode == PID_HOST:
+            assert str(os.getpid()) in seen
+        else:
+            assert [pid for pid, args in seen.items() if args == "sleep 3600"] != ["1"]
+            runtime.signal(first.id, signal.SIGKILL)
+            _wait_exited(runtime, first.id)
+            after = _wait_exited(runtime, run("after", ["sh", "-c", "echo alive"]).id)
+            assert _log_lines(after) == [("stdout", "alive")]  # the pod's namespace outlived its first container
+    finally:
+        for state in runtime.list_containers():
+            if state.pod_uid == uid:
+                if state.state == "running":
+                    runtime.signal(state.id, signal.SIGKILL)
+                runtime.remove_container(_wait_exited(runtime, state.id).id)
+        runtime.remove_sandbox(uid)
+    if pid_mode == PID_POD:  # the holder goes with the sandbox
+        deadline = time.monotonic() + 5
+        while alive(holder) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(holder)
 
 
 def test_removal_leaves_no_container_directory_or_cgroup(runtime):

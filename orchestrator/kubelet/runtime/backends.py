@@ -7,7 +7,10 @@
 - `process` (root without runc): the same sandbox, overlay and cgroups; the shim itself enters
   the pod's network namespace and new mount/UTS/IPC/PID namespaces and chroots into the rootfs:
   namespaced processes, no OCI runtime.
-  (In both, a debugging container with a target joins its target's PID namespace instead.)
+  (In both, a container joins another PID namespace instead of a new one where the pod says so:
+  its target's for a debugging container, the pod's for shareProcessNamespace (held by
+  pidholder.py, as Kubernetes' pause container holds it), the host's for hostPID; hostIPC keeps
+  the host's IPC namespace.)
 - `local` (no root): plain processes in their own session, on the host's network; the image's
   binaries come first on PATH (the built-in busybox's applets run as `sh`, `httpd`, ...), the
   working directory is the container's own, limits are best effort (none). The laptop mode: pods
@@ -85,7 +88,8 @@ class RuncRuntime(RuntimeCore):
         cgroups_path = "/" + group.child("runc").relative if self.uses_cgroups else ""
         spec = oci.config(rootfs=str(rootfs), argv=cfg.argv, env=env, cwd=cfg.working_dir or image.working_dir or "/",
                           hostname=sandbox.hostname, netns=sandbox.netns_path, cgroups_path=cgroups_path,
-                          mounts=mounts, host_image=host_image, terminal=cfg.tty, pid_ns=self.pid_namespace(cfg))
+                          mounts=mounts, host_image=host_image, terminal=cfg.tty,
+                          pid_ns=self.pid_namespace(sandbox, cfg), host_ipc=sandbox.host_ipc)
         (directory / "config.json").write_text(json.dumps(spec))
         self.runc_root.mkdir(parents=True, exist_ok=True)
         return {"mode": "runc", "argv": self.runc() + ["run", "--bundle", str(directory), "--pid-file",
@@ -135,7 +139,8 @@ class ProcessRuntime(RuntimeCore):
             "rootfs": str(rootfs),
             "cwd": cfg.working_dir or image.working_dir or "/",
             "netns": sandbox.netns_path,
-            "pid_ns": self.pid_namespace(cfg),
+            "pid_ns": self.pid_namespace(sandbox, cfg),
+            "host_ipc": sandbox.host_ipc,
             "hostname": sandbox.hostname,
             "mounts": mounts,
             "cgroup_procs": procs,
@@ -172,6 +177,7 @@ class ProcessRuntime(RuntimeCore):
 class LocalRuntime(RuntimeCore):
     name = "local"
     needs_root = False
+    has_namespaces = False
 
     @property
     def uses_cgroups(self) -> bool:

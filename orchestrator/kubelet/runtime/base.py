@@ -44,6 +44,12 @@ class Resources:
     pids_limit: int | None = None
 
 
+# Whose processes a pod's container sees: its own (a PID namespace each), the pod's
+# (shareProcessNamespace: one for the pod), or the host's (hostPID).
+PID_CONTAINER, PID_POD, PID_HOST = "container", "pod", "host"
+HOST_NAMESPACE = "host"  # what pid_namespace() answers for hostPID: no namespace of its own
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     pod_uid: str
@@ -54,6 +60,8 @@ class SandboxConfig:
     resolv_conf: str
     hosts: str
     pod_resources: Resources
+    pid_mode: str = PID_CONTAINER
+    host_ipc: bool = False
 
 
 @dataclass(frozen=True)

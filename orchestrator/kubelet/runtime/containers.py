@@ -27,6 +27,9 @@ from pathlib import Path
 
 from orchestrator.kubelet.runtime import cgroups
 from orchestrator.kubelet.runtime.base import (
+    HOST_NAMESPACE,
+    PID_HOST,
+    PID_POD,
     AttachPoint,
     ContainerConfig,
     ContainerState,
@@ -44,6 +47,8 @@ START_TIMEOUT_S = 10.0
 # The shim needs only the standard library: run as a file in isolated mode it starts in ~15 ms
 # instead of ~40 ms through `-m` (the package imports and site), once per container started.
 SHIM = ["-I", "-S", str(Path(__file__).with_name("shim.py"))]
+PID_HOLDER = ["-I", "-S", str(Path(__file__).with_name("pidholder.py"))]
+PID_HOLDER_FILE = "pid-holder.pid"
 
 
 def _read(path: Path) -> dict | None:
@@ -66,6 +71,7 @@ class RuntimeCore:
 
     name = "base"
     needs_root = True
+    has_namespaces = True  # the local runtime's processes share the host's
 
     def __init__(self, root: Path, images: ImageStore, cgroup_prefix: str) -> None:
         self.root = Path(root)
@@ -102,6 +108,8 @@ class RuntimeCore:
             group = self.pod_cgroup(cfg.pod_uid)
             group.create()
             group.limit(cfg.pod_resources)
+        if cfg.pid_mode == PID_POD and self.has_namespaces and not (directory / PID_HOLDER_FILE).exists():
+            self._hold_pid_namespace(cfg)
 
     @property
     def uses_cgroups(self) -> bool:
@@ -111,6 +119,9 @@ class RuntimeCore:
         return sorted(p.name for p in (self.root / "sandboxes").iterdir() if (p / "sandbox.json").exists())
 
     def remove_sandbox(self, pod_uid: str) -> None:
+        holder = self._pid_holder(pod_uid)
+        if holder:
+            os.kill(holder, signal.SIGKILL)  # the PID 1 of the pod's namespace: every process in it goes too
         if self.uses_cgroups:
             group = self.pod_cgroup(pod_uid)
             group.kill_all(signal.SIGKILL)
@@ -172,14 +183,45 @@ class RuntimeCore:
                  group: cgroups.Cgroup, container_id: str) -> dict:
         raise NotImplementedError
 
-    def pid_namespace(self, cfg: ContainerConfig) -> str | None:
-        """The PID namespace a container joins instead of a new one (its target's), or None."""
-        if cfg.pid_namespace_of is None:
+    def pid_namespace(self, sandbox: SandboxConfig, cfg: ContainerConfig) -> str | None:
+        """The PID namespace a container joins: its target's (kubectl debug --target), the pod's
+        (shareProcessNamespace), the host's (HOST_NAMESPACE, for hostPID); None for a new one."""
+        if cfg.pid_namespace_of is not None:
+            pid = self._init_pid(self.container_dir(cfg.pid_namespace_of))
+            if not pid:
+                raise RuntimeFailure(f"container {cfg.pid_namespace_of} is not running: there are no processes to "
+                                     "share")
+            return f"/proc/{pid}/ns/pid"
+        if sandbox.pid_mode == PID_HOST:
+            return HOST_NAMESPACE
+        if sandbox.pid_mode == PID_POD:
+            pid = self._pid_holder(sandbox.pod_uid)
+            if not pid:
+                raise RuntimeFailure("the pod's shared PID namespace is gone (its holder process ended)")
+            return f"/proc/{pid}/ns/pid"
+        return None
+
+    def _pid_holder(self, pod_uid: str) -> int | None:
+        """The pid of the PID 1 that holds the pod's namespace, if it still runs (and is still it)."""
+        pidfile = self.sandbox_dir(pod_uid) / PID_HOLDER_FILE
+        try:
+            pid = int(pidfile.read_text().strip())
+            running = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
             return None
-        pid = self._init_pid(self.container_dir(cfg.pid_namespace_of))
-        if not pid:
-            raise RuntimeFailure(f"container {cfg.pid_namespace_of} is not running: there are no processes to share")
-        return f"/proc/{pid}/ns/pid"
+        return pid if str(pidfile).encode() in running else None
+
+    def _hold_pid_namespace(self, cfg: SandboxConfig) -> None:
+        """shareProcessNamespace: start the process that holds the pod's PID namespace (pidholder.py)."""
+        pidfile = self.sandbox_dir(cfg.pod_uid) / PID_HOLDER_FILE
+        procs = [str(d / "cgroup.procs") for d in self.pod_cgroup(cfg.pod_uid).dirs()] if self.uses_cgroups else []
+        subprocess.run([sys.executable, *PID_HOLDER, str(pidfile), *procs], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not pidfile.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"the pod's PID namespace holder did not start within {START_TIMEOUT_S:.0f} s")
+            time.sleep(0.005)
 
     def _init_pid(self, directory: Path) -> int | None:
         """The host pid of the container's first process inside its namespaces, while it runs."""

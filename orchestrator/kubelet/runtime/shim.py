@@ -19,7 +19,8 @@ DIR/spec.json says what to run:
   {"mode": "runc"|"process"|"local", "argv": [...], "log": PATH, "env": {...}, "cwd": PATH,
    "cgroup": "relative/path" (process, local as root), "netns": PATH (process), "rootfs": PATH,
    "hostname": NAME, "mounts": [[source, target, readonly], ...] (process),
-   "stdin": bool, "stdin_once": bool, "tty": bool}
+   "stdin": bool, "stdin_once": bool, "tty": bool,
+   "pid_ns": PATH|"host"|null, "host_ipc": bool (process: a PID namespace to join, the host's IPC)}
 In `process` mode the shim itself enters the pod's network namespace and new mount, UTS, IPC and
 PID namespaces, so the workload is PID 1 of its own namespace and its exit code is the shim's
 direct child's: no `unshare --fork` in between (which reports a killed child as exit 1).
@@ -168,17 +169,21 @@ def _check(result: int, what: str) -> None:
 
 def enter_namespaces(spec: dict) -> None:
     """process mode, in the shim: the pod's network, then new mount/UTS/IPC/PID namespaces, the
-    volumes bound into the rootfs, and the hostname. The next child is PID 1 of the new PID namespace,
-    or, given `pid_ns` (a debugging container's target), a process in that one."""
+    volumes bound into the rootfs, and the hostname. The next child is PID 1 of the new PID namespace;
+    given `pid_ns` (a path: a debugging container's target, the pod's shared one; or "host") it is a
+    process in that one instead, and with `host_ipc` the IPC namespace is the host's."""
     libc = _libc()
     if spec.get("netns"):
         with open(spec["netns"]) as handle:
             _check(libc.setns(handle.fileno(), CLONE_NEWNET), "setns")
-    new = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
-    if spec.get("pid_ns"):
+    new = CLONE_NEWNS | CLONE_NEWUTS | (0 if spec.get("host_ipc") else CLONE_NEWIPC)
+    if spec.get("pid_ns") == "host":
+        pass  # hostPID: the host's
+    elif spec.get("pid_ns"):
         with open(spec["pid_ns"]) as handle:
             _check(libc.setns(handle.fileno(), CLONE_NEWPID), "setns pid")
-        new &= ~CLONE_NEWPID
+    else:
+        new |= CLONE_NEWPID
     _check(libc.unshare(new), "unshare")
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     rootfs = spec["rootfs"]
