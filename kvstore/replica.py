@@ -176,6 +176,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
         self._echo_round: int | None = None  # the round tag of the AppendEntries being answered
         self._last_leader_contact_s = 0.0
         self._pre_vote: dict | None = None  # {"term", "granted", "passed"} while one is open
+        self._held_deadline: float | None = None  # the election deadline while a tick hides it from pysyncobj
         self._pre_votes_given: tuple[int, set] = (0, set())  # (term, members whose pre-vote we granted)
         self._transfer_election = False
         self._known_leader: Any = None
@@ -578,7 +579,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             self._echo_round = None
         now = time.perf_counter()
         if kind == "append_entries" and message.get("term") == self.raftCurrentTerm:
-            self._last_leader_contact_s = raft_clock()
+            self._heard_leader()
             self.stamps.quorum(self.raftCommitIndex, now)
         elif kind == "next_node_idx" and self._isLeader():
             self._keep_next_index(node, keep)
@@ -606,7 +607,7 @@ class Replica(GroupCommit, LinearizableReads, PreVote, SyncObj):
             # soon instead of after a whole election timeout. Pre-vote keeps this harmless if
             # the leader is in fact alive: the members that still hear it say no.
             soon = raft_clock() + random.uniform(0, LEADER_LOST_ELECTION_JITTER_S)
-            self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
+            self._SyncObj__raftElectionDeadline = min(self._election_deadline(), soon)
 
     _handlers = {  # Ketch's own peer messages, beside pysyncobj's
         "read_index": LinearizableReads._on_read_index,

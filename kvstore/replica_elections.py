@@ -24,7 +24,7 @@ log = logging.getLogger("ketch.kv.replica")
 
 class PreVote:
     """Mixin for Replica: needs timing, _pre_vote, _pre_votes_given, _transfer_election,
-    _last_leader_contact_s and _send, and pysyncobj's state.
+    _held_deadline, _last_leader_contact_s and _send, and pysyncobj's state.
 
     Every time here is pysyncobj's clock (`raft_clock`, CLOCK_MONOTONIC_RAW), because it is
     compared with pysyncobj's own deadlines and response times: time.monotonic() ran 0.25 s
@@ -40,6 +40,12 @@ class PreVote:
         return leader is not None and elections.follower_has_leader(
             now, self._last_leader_contact_s, leader in self._SyncObj__connectedNodes, self.timing.election_min_s)
 
+    def _heard_leader(self) -> None:
+        """An append from this term's leader: a pre-vote that passed before it is stale (it must
+        not start an election the next time the deadline comes)."""
+        self._last_leader_contact_s = raft_clock()
+        self._pre_vote = None
+
     def _tick_electing_after_pre_vote(self, wait_s: float) -> None:
         """One pysyncobj tick; its own election check may fire only after a passed pre-vote (or
         for a leadership transfer). Otherwise the deadline is hidden from it for the tick, and
@@ -47,12 +53,17 @@ class PreVote:
         if self._may_elect_now():
             self.doTick(wait_s)
             return
-        deadline, self._SyncObj__raftElectionDeadline = self._SyncObj__raftElectionDeadline, math.inf
+        self._held_deadline, self._SyncObj__raftElectionDeadline = self._SyncObj__raftElectionDeadline, math.inf
         try:
             self.doTick(wait_s)
         finally:
             if self._SyncObj__raftElectionDeadline == math.inf:
-                self._SyncObj__raftElectionDeadline = deadline
+                self._SyncObj__raftElectionDeadline = self._held_deadline
+            self._held_deadline = None
+
+    def _election_deadline(self) -> float:
+        """The deadline as it stands, also while a tick holds it back from pysyncobj."""
+        return self._SyncObj__raftElectionDeadline if self._held_deadline is None else self._held_deadline
 
     def _may_elect_now(self) -> bool:
         """Whether pysyncobj may start an election in this tick. A due deadline without a passed
@@ -60,7 +71,10 @@ class PreVote:
         if self._isLeader() or self.selfNode is None:
             return True  # pysyncobj's election check applies to followers and candidates only
         now = raft_clock()
-        if self._SyncObj__raftElectionDeadline > now or not self._SyncObj__connectedToAnyone():
+        if self._SyncObj__raftElectionDeadline > now:
+            return False
+        if not self._SyncObj__connectedToAnyone():  # nobody to ask: look again after a timeout, not at once
+            self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
             return False
         if self._SyncObj__transferInProgress:
             self._transfer_election = True  # TimeoutNow from the leader: elect at once

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# Names that must be RFC 1123 labels (63 characters at most): namespaces, Services, containers.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL_MESSAGE = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+                     "must start and end with an alphanumeric character")
+
+
+def is_dns_label(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 63 and DNS_LABEL.match(name) is not None
 
 
 def field(obj: dict | None, *path: str, default: Any = None) -> Any:

@@ -14,12 +14,13 @@ import json
 import re
 from typing import Any
 
+from orchestrator.api import pods
+from orchestrator.api.meta import DNS_LABEL, DNS_LABEL_MESSAGE, is_dns_label
 from orchestrator.api.resources import Resource
 from orchestrator.apiserver import ephemeral, kinds
 from orchestrator.apiserver.errors import invalid
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_NAMES = {"Namespace", "Service"}  # names that must be DNS labels (63 chars, no dots)
 SERVICE_TYPES = {"ClusterIP", "NodePort", "LoadBalancer", "ExternalName"}
@@ -36,8 +37,7 @@ def default_pod_spec(spec: dict) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []) + (
-            spec.get("ephemeralContainers") or []):
+    for container in pods.every_container({"spec": spec}):
         if isinstance(container, dict):
             if isinstance(container.get("image"), str):
                 container.setdefault("imagePullPolicy", _pull_policy(container["image"]))
@@ -150,6 +150,8 @@ def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
             continue
         if not container.get("name"):
             _required(causes, f"{where}.name")
+        elif not is_dns_label(container["name"]):
+            _bad(causes, f"{where}.name", container["name"], DNS_LABEL_MESSAGE)
         elif container["name"] in names:
             causes.append((f"{where}.name", "FieldValueDuplicate", f"Duplicate value: {json.dumps(container['name'])}"))
         names.add(container.get("name"))
@@ -159,6 +161,12 @@ def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
             number = port.get("containerPort") if isinstance(port, dict) else None
             if not isinstance(number, int) or not 0 < number < 65536:
                 _bad(causes, f"{where}.ports[{j}].containerPort", number, "must be between 1 and 65535, inclusive")
+    if field != "spec" and spec.get("ephemeralContainers"):
+        causes.append((f"{field}.ephemeralContainers", "FieldValueForbidden",
+                       "Forbidden: ephemeral containers are added to running pods, not to templates"))
+    if spec.get("hostPID") and spec.get("shareProcessNamespace"):
+        causes.append((f"{field}.shareProcessNamespace", "FieldValueInvalid",
+                       "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"))
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in ("Always", "OnFailure", "Never"):
         causes.append(
@@ -239,11 +247,19 @@ def validate(resource: Resource, obj: dict) -> None:
         raise invalid(resource, (obj.get("metadata") or {}).get("name") or "", causes)
 
 
+def validate_create(resource: Resource, obj: dict) -> None:
+    """validate(), and what only an update may bring (a pod's ephemeral containers)."""
+    validate(resource, obj)
+    if resource.kind == "Pod" and (obj.get("spec") or {}).get("ephemeralContainers"):
+        raise invalid(resource, (obj.get("metadata") or {}).get("name") or "", [(
+            "spec.ephemeralContainers", "FieldValueForbidden", "Forbidden: cannot be set on create")])
+
+
 def validate_update(resource: Resource, current: dict, new: dict, subresource: str | None = None) -> None:
     """validate(), and what an update of `current` (through `subresource`, if any) may not change."""
     validate(resource, new)
     causes = kinds.validate_update(resource.kind, current, new)
-    if resource.kind == "Pod":
+    if resource.kind == "Pod" and subresource != "status":  # a status write leaves the spec as it is
         causes += ephemeral.validate_update(current, new, subresource)
     if causes:
         raise invalid(resource, (new.get("metadata") or {}).get("name") or "", causes)

@@ -1,7 +1,8 @@
 """Ephemeral containers (`kubectl debug`), pure: what they may hold and how they may change.
 
 Kubernetes' rules: an ephemeral container is added through the pod's `ephemeralcontainers`
-subresource only (an update of the pod itself may not change the list); once added it may be
+subresource only (a pod may not be created with one, a template may not hold one, an update of
+the pod itself may not change the list: admission.py); once added it may be
 neither changed nor removed; its name is unique among all the pod's containers; it has an image;
 its `targetContainerName`, if any, names one of the pod's containers; and it may not declare
 what a debugging container cannot have (ports, probes, lifecycle hooks, resources). The
@@ -13,9 +14,10 @@ from __future__ import annotations
 import json
 
 from orchestrator.api import pods
+from orchestrator.api.meta import DNS_LABEL_MESSAGE, is_dns_label
 
 SUBRESOURCE = "ephemeralcontainers"
-NOT_ALLOWED = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resizePolicy")
+NOT_ALLOWED = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resizePolicy", "resources")
 
 Causes = list[tuple[str, str, str]]
 
@@ -39,28 +41,28 @@ def validate(spec: dict, causes: Causes) -> None:
         name = container.get("name")
         if not name:
             causes.append((f"{where}.name", "FieldValueRequired", "Required value"))
+        elif not is_dns_label(name):
+            causes.append((f"{where}.name", "FieldValueInvalid",
+                           f"Invalid value: {json.dumps(name)}: {DNS_LABEL_MESSAGE}"))
         elif name in taken:
             causes.append((f"{where}.name", "FieldValueDuplicate", f"Duplicate value: {json.dumps(name)}"))
         taken.append(name)
         if not container.get("image"):
             causes.append((f"{where}.image", "FieldValueRequired", "Required value"))
         target = container.get("targetContainerName")
-        if target is not None and target not in targets:
+        if target and (not isinstance(target, str) or target not in targets):
             causes.append((f"{where}.targetContainerName", "FieldValueNotFound",
                            f"Not found: {json.dumps(target)}"))
         for field in NOT_ALLOWED:
             if container.get(field):
                 causes.append((f"{where}.{field}", "FieldValueForbidden",
                                "Forbidden: cannot be set for an Ephemeral Container"))
-        if container.get("resources"):
-            causes.append((f"{where}.resources", "FieldValueForbidden",
-                           "Forbidden: cannot be set for an Ephemeral Container"))
 
 
 def validate_update(current: dict, new: dict, subresource: str | None) -> Causes:
     """Through the subresource: the existing ones stay as they are. Through the pod: no change."""
-    before = {c.get("name"): c for c in pods.ephemeral_containers(current) if isinstance(c, dict)}
-    after = {c.get("name"): c for c in pods.ephemeral_containers(new) if isinstance(c, dict)}
+    before = {str(c.get("name")): c for c in pods.ephemeral_containers(current) if isinstance(c, dict)}
+    after = {str(c.get("name")): c for c in pods.ephemeral_containers(new) if isinstance(c, dict)}
     if subresource != SUBRESOURCE:
         if before != after:
             return [("spec.ephemeralContainers", "FieldValueForbidden",

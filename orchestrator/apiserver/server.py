@@ -228,7 +228,7 @@ class APIServer:
             if not name:
                 raise errors.bad_request("a binding needs metadata.name (the pod's name)")
             return await verbs.bind(request, Route(BY_PATH[("", "v1", "pods")], route.namespace, name, "binding"), body)
-        if route.subresource == "status" and verb not in ("get", "update", "patch"):
+        if route.subresource in ("status", "ephemeralcontainers") and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed()
         if route.subresource == "eviction":
             if verb != "create":

@@ -64,7 +64,7 @@ async def serve(request: Request, route: Route, store: Store, kubelet: KubeletCl
     target = _kubelet_target(route, pod, request)
     node = await store.get(NODES, None, node_name)
     if not isinstance(request, WebSocketRequest):
-        await kubelet.get_json(node, target)  # raises the kubelet's refusal
+        await kubelet.get_json(node, target)  # raises the kubelet's refusal (it never answers 200 here)
         kind = "portForward" if route.subresource == "portforward" else route.subresource
         raise errors.bad_request(channels.websocket_only(kind))
     connection = await kubelet.open(node, f"cannot reach pod {route.name}")

@@ -111,7 +111,7 @@ class Writes:
         if owner.kind == "Pod" and self.admit_pod is not None:
             await self.admit_pod(obj)
         admission.apply_defaults(owner, obj)
-        admission.validate(owner, obj)
+        admission.validate_create(owner, obj)
         obj["metadata"]["managedFields"] = mf.encode(managed(obj))
         if dry_run(request):
             obj["metadata"]["resourceVersion"] = ""

@@ -18,7 +18,8 @@ Theory of operation (Kubernetes' kuberuntime computePodActions and the pod worke
   meanwhile the container waits with that reason (ImagePullBackOff after ErrImagePull).
 - Of each container's attempts the newest two are kept (the older one's log serves --previous).
 - A pod that finished (all app containers exited for good, or an init container failed under
-  Never) keeps its containers for their logs but gives its network and volumes back.
+  Never) keeps its containers for their logs but gives its network and volumes back; an
+  ephemeral container still running then is stopped.
 - A container created but never started (the kubelet died in between) is stopped, then restarted.
 - Ephemeral containers (kubectl debug) start once each, whether or not initialisation is done,
   and are never restarted.
@@ -99,6 +100,9 @@ def plan(pod: dict | None, observed: list[ObservedContainer], *, sandbox_ready: 
         out.terminal = True
         out.init_failed = _init_failed(pod, observed)
         _remove_old_attempts(out, observed)
+        for container in running:  # ephemeral containers end with the pod
+            out.actions.append(KillContainer(container.id, container.name, grace_period_s(pod),
+                                             f"Pod has finished, stopping container {container.name}"))
         if sandbox_ready and not running:
             out.actions.append(TeardownSandbox(keep_containers=True))
         return out

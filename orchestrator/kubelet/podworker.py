@@ -187,6 +187,8 @@ class PodActions:
                                                                         can_mount=self.k.can_mount))
             if not keep_containers:
                 await self.k.runtime_call("remove_sandbox", record.uid)
+            else:  # a finished pod keeps its containers' logs, not its processes
+                await self.k.runtime_call("release_pid_namespace", record.uid)
         except (rt.RuntimeFailure, OSError, ValueError) as err:
             log.warning("event=teardown_failed pod=%s error=%s", record.uid, err)
             raise

@@ -10,8 +10,9 @@
 attach() -> an attachment (receive, write, end, resize, aclose, tty), connect(namespace, pod, port)
 -> trio stream, errors as StreamTargetError(code, reason, message).
 SPDY/3.1 over a plain HTTP upgrade (kubectl 1.29 and older for exec, 1.30 and older for
-port-forward) is answered with a 400 Status naming the protocols served: Hypercorn hands an app
-no raw connection to switch to SPDY on.
+port-forward, and kubectl's retry after a refused WebSocket) is answered with the reason the
+container cannot be streamed to, if there is one (`confirm_running`), else a 400 Status naming
+the protocols served: Hypercorn hands an app no raw connection to switch to SPDY on.
 """
 
 from __future__ import annotations

@@ -98,6 +98,16 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
+    def shell(self, exchanges: list[tuple[str, bytes]], leave: str = "exit") -> str:
+        """At kubectl's prompt, type each line and wait for its answer; then leave, and the screen
+        once kubectl ends."""
+        self.read_until(b"If you don't see a command prompt", timeout_s=90)
+        for line, answer in exchanges:
+            self.type(line + "\r")
+            self.read_until(answer)
+        self.type(leave + "\r")
+        return self.read_until(None, timeout_s=60)
+
     def close(self) -> int:
         try:
             return self.process.wait(timeout=30)
@@ -166,15 +176,9 @@ def test_attach_shows_a_running_containers_new_output_and_leaving_does_not_stop_
 def test_run_it_rm_gives_a_shell_that_answers_and_the_pod_is_removed(cluster):
     terminal = Terminal(cluster, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh")
     try:
-        terminal.read_until(b"If you don't see a command prompt", timeout_s=90)
         # kubectl attach sends its size plus one, then its size (to force a redraw), from a goroutine
         # of its own: a line typed at once can overtake the second (`stty size` said 34 112 once)
-        terminal.type("echo ready-$((1+1))\r")
-        terminal.read_until(b"ready-2")
-        terminal.type("stty size; echo answer-$((6*7))\r")
-        terminal.read_until(b"answer-42")
-        terminal.type("exit\r")
-        text = terminal.read_until(None, timeout_s=60)
+        text = terminal.shell([("echo ready-$((1+1))", b"ready-2"), ("stty size; echo answer-$((6*7))", b"answer-42")])
     finally:
         code = terminal.close()
     assert code == 0, text
@@ -188,15 +192,9 @@ def test_debug_gives_a_shell_beside_a_running_container_sharing_its_processes_an
     terminal = Terminal(cluster, "debug", "-it", "web", "--image=busybox", "--target=web", "-c", "debugger",
                         "--", "sh")
     try:
-        terminal.read_until(b"If you don't see a command prompt", timeout_s=90)
-        terminal.type("echo ready-$((1+1))\r")
-        terminal.read_until(b"ready-2")
-        terminal.type("echo seen-$(ps -o args | grep -c '[h]ttpd -f'); wget -qO- localhost:8080\r")
-        terminal.read_until(b"hello-from-web")
-        terminal.type("echo answer-$((6*7))\r")
-        terminal.read_until(b"answer-42")
-        terminal.type("exit 3\r")
-        text = terminal.read_until(None, timeout_s=60)
+        text = terminal.shell([("echo ready-$((1+1))", b"ready-2"),
+                               ("echo seen-$(ps -o args | grep -c '[h]ttpd -f'); wget -qO- localhost:8080",
+                                b"hello-from-web")], leave="exit 3")
     finally:
         terminal.close()
     assert "seen-1" in text and "hello-from-web" in text, text
@@ -228,14 +226,17 @@ def test_debug_node_runs_a_pod_in_the_nodes_network_with_its_root_and_a_quick_on
 
 def test_debug_copy_to_with_shared_processes_sees_the_copied_containers_processes(cluster):
     """kubectl debug --copy-to --share-processes: a copy of the pod with shareProcessNamespace and
-    one container more, which sees the copied container's processes."""
-    look = "for i in $(seq 20); do ps -o args | grep -q '[h]ttpd -f' && echo seen-httpd && exit 0; sleep 0.5; done"
-    result = cluster.kubectl("debug", "web", "-i", "--copy-to=web-copy", "--share-processes", "--container=dbg",
-                             "--image=busybox", "--", "sh", "-c", look, timeout=120)
-    assert "seen-httpd" in result.stdout, result
+    one container more, which sees the copied container's processes (none of them PID 1)."""
+    cluster.kubectl("debug", "web", "--copy-to=web-copy", "--share-processes", "--container=dbg", "--image=busybox",
+                    "--", "sleep", "3600")
+    cluster.wait(lambda: ready(cluster.pod("web-copy")), 90, "pod web-copy Ready")
     copy = cluster.pod("web-copy")
     assert copy["spec"]["shareProcessNamespace"] is True
     assert [c["name"] for c in copy["spec"]["containers"]] == ["web", "dbg"]
+    seen = cluster.kubectl("exec", "web-copy", "-c", "dbg", "--", "ps", "-o", "pid,args").stdout
+    processes = dict(line.strip().split(None, 1) for line in seen.splitlines()[1:])
+    assert "sleep 3600" in processes.values() and "httpd -f -p 8080 -h /www" in processes.values(), seen
+    assert processes.get("1") not in ("sleep 3600", "httpd -f -p 8080 -h /www"), seen
     cluster.kubectl("delete", "pod", "web-copy", timeout=120)
 
 

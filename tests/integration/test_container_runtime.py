@@ -150,8 +150,9 @@ def test_a_pod_that_shares_its_processes_or_the_hosts_sees_them(runtime, pid_mod
         pytest.skip("the local runtime has no PID namespaces: every process sees every other")
     uid = "5a5a5a5a-0000-4000-8000-00000000" + pid_mode[:4].ljust(4, "0")
     sandbox = SandboxConfig(uid, "default", "shared", "shared", None, "", "", Resources(), pid_mode=pid_mode)
-    runtime.create_sandbox(sandbox)
     try:
+        runtime.create_sandbox(sandbox)
+
         def run(name, argv):
             return runtime.start_container(sandbox, ContainerConfig(uid, name, 0, "busybox", argv, [], None, [],
                                                                     Resources()))
@@ -168,6 +169,13 @@ def test_a_pod_that_shares_its_processes_or_the_hosts_sees_them(runtime, pid_mod
             _wait_exited(runtime, first.id)
             after = _wait_exited(runtime, run("after", ["sh", "-c", "echo alive"]).id)
             assert _log_lines(after) == [("stdout", "alive")]  # the pod's namespace outlived its first container
+            _wait_exited(runtime, run("poke", ["sh", "-c", "kill -INT 1; kill -TERM 1; kill -USR1 1"]).id)
+            assert alive(holder)  # a container cannot end the pod's namespace by signalling its PID 1
+            os.kill(holder, signal.SIGKILL)  # ended anyway (say, the OOM killer): the next container gets a new one
+            _wait_gone(holder)
+            again = _wait_exited(runtime, run("again", ["sh", "-c", "echo alive"]).id)
+            assert _log_lines(again) == [("stdout", "alive")]
+            holder = int((runtime.sandbox_dir(uid) / "pid-holder.pid").read_text())
     finally:
         for state in runtime.list_containers():
             if state.pod_uid == uid:
@@ -176,10 +184,14 @@ def test_a_pod_that_shares_its_processes_or_the_hosts_sees_them(runtime, pid_mod
                 runtime.remove_container(_wait_exited(runtime, state.id).id)
         runtime.remove_sandbox(uid)
     if pid_mode == PID_POD:  # the holder goes with the sandbox
-        deadline = time.monotonic() + 5
-        while alive(holder) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(holder)
+        _wait_gone(holder)
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), f"process {pid} still runs"
 
 
 def test_removal_leaves_no_container_directory_or_cgroup(runtime):

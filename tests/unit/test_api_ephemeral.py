@@ -82,3 +82,45 @@ def test_an_update_of_the_pod_itself_may_not_touch_ephemeral_containers():
     labelled = pod()
     labelled["metadata"]["labels"] = {"app": "web"}
     assert causes(pod(), labelled, subresource=None) == []
+
+
+def refused(check) -> list[tuple[str, str]]:
+    try:
+        check()
+    except errors.APIError as err:
+        return [(c["field"], c["message"]) for c in err.details["causes"]]
+    return []
+
+
+def test_a_pod_is_not_created_with_ephemeral_containers_nor_a_template_holding_one():
+    assert refused(lambda: admission.validate_create(PODS, pod(DEBUGGER))) == [
+        ("spec.ephemeralContainers", "Forbidden: cannot be set on create")]
+    deployments = BY_KIND[("apps", "Deployment")]
+    template_spec = {**pod(DEBUGGER)["spec"]}
+    template_spec["ephemeralContainers"] = [{k: v for k, v in DEBUGGER.items() if k != "targetContainerName"}]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}}, "spec": template_spec}}}
+    assert ("spec.template.spec.ephemeralContainers",
+            "Forbidden: ephemeral containers are added to running pods, not to templates") in \
+        refused(lambda: admission.validate_create(deployments, deployment))
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"containers": [{"name": "Web_1", "image": "busybox"}]}, "spec.containers[0].name", 'Invalid value: "Web_1"'),
+    ({"containers": [{"name": "../../etc", "image": "busybox"}]}, "spec.containers[0].name", "Invalid value"),
+    ({"hostPID": True, "shareProcessNamespace": True}, "spec.shareProcessNamespace",
+     "ShareProcessNamespace and HostPID cannot both be enabled"),
+])
+def test_names_that_would_become_paths_and_contradictions_are_refused(change, field, message):
+    body = pod()
+    body["spec"].update(change)
+    found = refused(lambda: admission.validate_create(PODS, body))
+    assert [f for f, _ in found] == [field] and message in found[0][1]
+
+
+def test_odd_ephemeral_values_are_422_causes_not_crashes():
+    assert [f for f, _ in causes(pod(), pod({**DEBUGGER, "targetContainerName": {"a": 1}}))] == [
+        "spec.ephemeralContainers[0].targetContainerName"]
+    assert [f for f, _ in causes(pod(), pod({**DEBUGGER, "name": ["x"]}))] == ["spec.ephemeralContainers[0].name"]
+    assert causes(pod(), pod({**DEBUGGER, "targetContainerName": ""})) == []  # empty: no target, as Kubernetes reads it

@@ -258,3 +258,14 @@ def test_a_running_ephemeral_container_is_not_killed_as_unknown():
     d = Driver(rt, pod(ephemeralContainers=[{"name": "debugger", "image": "busybox"}]))
     assert names(d.sync()) == ["PrepareSandbox", "StartContainer:c/0", "StartContainer:debugger/0"]
     assert d.sync() == []
+
+
+def test_an_ephemeral_container_still_running_is_stopped_when_the_pod_finishes():
+    rt = FakeRuntime()
+    d = Driver(rt, pod(policy="Never", ephemeralContainers=[{"name": "debugger", "image": "busybox"}]))
+    d.sync()
+    rt.exit("u1-c-0", 0)
+    actions = d.sync()
+    assert [type(a).__name__ for a in actions] == ["KillContainer", "TeardownSandbox"]
+    assert actions[0].name == "debugger" and "Pod has finished" in actions[0].message
+    assert d.status()["phase"] == "Succeeded"

@@ -24,6 +24,8 @@ class Member(PreVote):
         self.timing = types.SimpleNamespace(election_min_s=0.5)
         self._pre_vote, self._pre_votes_given = None, (0, set())
         self._transfer_election, self._last_leader_contact_s = False, 0.0
+        self._held_deadline = None
+        self.connected = True
         self._SyncObj__raftElectionDeadline = 0.0  # due now
         self._SyncObj__transferInProgress = False
         self._SyncObj__connectedNodes = set(others)
@@ -35,7 +37,7 @@ class Member(PreVote):
         return None
 
     def _SyncObj__connectedToAnyone(self):  # noqa: N802
-        return True
+        return self.connected
 
     def _SyncObj__generateRaftTimeout(self):  # noqa: N802
         return 0.75
@@ -130,3 +132,23 @@ def test_a_tick_that_runs_late_starts_no_election_before_a_pre_vote_passed():
     deliver(members, outbox, "b", "a", "pre_vote_resp")
     a._tick_electing_after_pre_vote(0)
     assert a.raftCurrentTerm == 4
+
+
+def test_a_pre_vote_that_passed_before_a_leader_was_heard_starts_no_election_later():
+    members, outbox = two_members()
+    a = members["a"]
+    a._may_elect_now()
+    deliver(members, outbox, "a", "b", "pre_vote")
+    deliver(members, outbox, "b", "a", "pre_vote_resp")
+    assert a.stands()
+    a._heard_leader()  # b won meanwhile (pysyncobj reset the deadline on its append)
+    a._SyncObj__raftElectionDeadline = raft_clock() - 0.001  # much later, the leader is lost again
+    assert a._may_elect_now() is False and a._pre_vote == {"term": 4, "granted": {"a"}, "passed": False}
+
+
+def test_a_member_connected_to_nobody_looks_again_after_a_timeout_not_at_once():
+    members, outbox = two_members()
+    a = members["a"]
+    a.connected = False
+    assert a._may_elect_now() is False and outbox == []
+    assert a._SyncObj__raftElectionDeadline > raft_clock() + 0.5  # the loop waits, instead of spinning

@@ -71,7 +71,7 @@ class RuntimeCore:
 
     name = "base"
     needs_root = True
-    has_namespaces = True  # the local runtime's processes share the host's
+    has_namespaces = True  # its containers have namespaces of their own (not so the local runtime's)
 
     def __init__(self, root: Path, images: ImageStore, cgroup_prefix: str) -> None:
         self.root = Path(root)
@@ -108,8 +108,8 @@ class RuntimeCore:
             group = self.pod_cgroup(cfg.pod_uid)
             group.create()
             group.limit(cfg.pod_resources)
-        if cfg.pid_mode == PID_POD and self.has_namespaces and not (directory / PID_HOLDER_FILE).exists():
-            self._hold_pid_namespace(cfg)
+        if cfg.pid_mode == PID_POD and self.has_namespaces:
+            self._pid_holder(cfg.pod_uid) or self._hold_pid_namespace(cfg.pod_uid)
 
     @property
     def uses_cgroups(self) -> bool:
@@ -119,9 +119,7 @@ class RuntimeCore:
         return sorted(p.name for p in (self.root / "sandboxes").iterdir() if (p / "sandbox.json").exists())
 
     def remove_sandbox(self, pod_uid: str) -> None:
-        holder = self._pid_holder(pod_uid)
-        if holder:
-            os.kill(holder, signal.SIGKILL)  # the PID 1 of the pod's namespace: every process in it goes too
+        self.release_pid_namespace(pod_uid)
         if self.uses_cgroups:
             group = self.pod_cgroup(pod_uid)
             group.kill_all(signal.SIGKILL)
@@ -191,15 +189,24 @@ class RuntimeCore:
             if not pid:
                 raise RuntimeFailure(f"container {cfg.pid_namespace_of} is not running: there are no processes to "
                                      "share")
-            return f"/proc/{pid}/ns/pid"
-        if sandbox.pid_mode == PID_HOST:
+        elif sandbox.pid_mode == PID_HOST:
             return HOST_NAMESPACE
-        if sandbox.pid_mode == PID_POD:
-            pid = self._pid_holder(sandbox.pod_uid)
-            if not pid:
-                raise RuntimeFailure("the pod's shared PID namespace is gone (its holder process ended)")
-            return f"/proc/{pid}/ns/pid"
-        return None
+        elif sandbox.pid_mode == PID_POD:
+            # A holder that ended took the pod's processes with it (its containers restart per
+            # their policy): a new one holds a new namespace, as a new pause container would.
+            pid = self._pid_holder(sandbox.pod_uid) or self._hold_pid_namespace(sandbox.pod_uid)
+        else:
+            return None
+        return f"/proc/{pid}/ns/pid"
+
+    def release_pid_namespace(self, pod_uid: str) -> None:
+        """Stop the pod's PID namespace holder, if it has one: its PID 1, and every process in it."""
+        holder = self._pid_holder(pod_uid)
+        if holder:
+            try:
+                os.kill(holder, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _pid_holder(self, pod_uid: str) -> int | None:
         """The pid of the PID 1 that holds the pod's namespace, if it still runs (and is still it)."""
@@ -211,17 +218,28 @@ class RuntimeCore:
             return None
         return pid if str(pidfile).encode() in running else None
 
-    def _hold_pid_namespace(self, cfg: SandboxConfig) -> None:
-        """shareProcessNamespace: start the process that holds the pod's PID namespace (pidholder.py)."""
-        pidfile = self.sandbox_dir(cfg.pod_uid) / PID_HOLDER_FILE
-        procs = [str(d / "cgroup.procs") for d in self.pod_cgroup(cfg.pod_uid).dirs()] if self.uses_cgroups else []
-        subprocess.run([sys.executable, *PID_HOLDER, str(pidfile), *procs], check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not pidfile.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeFailure(f"the pod's PID namespace holder did not start within {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.005)
+    def _hold_pid_namespace(self, pod_uid: str) -> int:
+        """shareProcessNamespace: start the process that holds the pod's PID namespace (pidholder.py),
+        in a leaf cgroup of the pod's (cgroup v2 allows no process beside child cgroups)."""
+        pidfile = self.sandbox_dir(pod_uid) / PID_HOLDER_FILE
+        pidfile.unlink(missing_ok=True)
+        procs = []
+        if self.uses_cgroups:
+            group = self.pod_cgroup(pod_uid).child("pid-holder")
+            group.create()
+            procs = [str(d / "cgroup.procs") for d in group.dirs()]
+        try:
+            subprocess.run([sys.executable, *PID_HOLDER, str(pidfile), *procs], check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+        except subprocess.CalledProcessError as err:
+            raise RuntimeFailure(err.stderr.decode(errors="replace").strip() or str(err)) from None
+        except subprocess.TimeoutExpired:
+            self.release_pid_namespace(pod_uid)
+            raise RuntimeFailure("the pod's PID namespace holder did not start within 30 s") from None
+        pid = self._pid_holder(pod_uid)
+        if not pid:
+            raise RuntimeFailure("the pod's PID namespace holder ended as it started")
+        return pid
 
     def _init_pid(self, directory: Path) -> int | None:
         """The host pid of the container's first process inside its namespaces, while it runs."""

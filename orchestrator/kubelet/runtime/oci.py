@@ -33,11 +33,13 @@ def config(*, rootfs: str, argv: list[str], env: list[str], cwd: str, hostname: 
                                                                               "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
     ]
+    # hostIPC: the host's POSIX shared memory too, not a /dev/shm of the container's own
+    mount_list.append(_bind("/dev/shm", "/dev/shm", False) if host_ipc else
+                      {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]})
     if host_image:
         mount_list += [_bind("/usr", "/usr", True), _bind("/etc", "/etc", True)]
     mount_list += [_bind(source, target, readonly) for source, target, readonly in mounts]

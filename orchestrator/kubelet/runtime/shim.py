@@ -22,7 +22,8 @@ DIR/spec.json says what to run:
    "stdin": bool, "stdin_once": bool, "tty": bool,
    "pid_ns": PATH|"host"|null, "host_ipc": bool (process: a PID namespace to join, the host's IPC)}
 In `process` mode the shim itself enters the pod's network namespace and new mount, UTS, IPC and
-PID namespaces, so the workload is PID 1 of its own namespace and its exit code is the shim's
+PID namespaces, so the workload is PID 1 of its own namespace (unless it joins another PID
+namespace, `pid_ns`, or keeps the host's IPC, `host_ipc`) and its exit code is the shim's
 direct child's: no `unshare --fork` in between (which reports a killed child as exit 1).
 """
 
