@@ -134,6 +134,43 @@ def _validate_meta(resource: Resource, obj: dict, causes: Causes) -> None:
                     )
 
 
+def _check_container(container: dict, where: str, taken: set[str], causes: Causes) -> None:
+    """Any container's name (an RFC 1123 label, not among `taken`, which it then joins) and image."""
+    name = container.get("name")
+    if not name:
+        _required(causes, f"{where}.name")
+    elif not is_dns_label(name):
+        _bad(causes, f"{where}.name", name, DNS_LABEL_MESSAGE)
+    elif name in taken:
+        causes.append((f"{where}.name", "FieldValueDuplicate", f"Duplicate value: {json.dumps(name)}"))
+    if isinstance(name, str):
+        taken.add(name)
+    if not container.get("image"):
+        _required(causes, f"{where}.image")
+
+
+def _validate_ephemeral_containers(spec: dict, causes: Causes) -> None:
+    """A pod's ephemeral containers: as any container, unique among all the pod's, and what only
+    they must keep to (ephemeral.py)."""
+    entries = spec.get("ephemeralContainers")
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        causes.append(("spec.ephemeralContainers", "FieldValueInvalid", "Invalid value: must be a list"))
+        return
+    pod = {"spec": spec}
+    taken = {c["name"] for c in pods.init_containers(pod) + pods.containers(pod)
+             if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    targets = set(taken)
+    for i, container in enumerate(entries):
+        where = f"spec.ephemeralContainers[{i}]"
+        if not isinstance(container, dict):
+            causes.append((where, "FieldValueInvalid", "Invalid value: must be an object"))
+            continue
+        _check_container(container, where, taken, causes)
+        causes += ephemeral.rules_broken(container, where, targets)
+
+
 def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
     if not isinstance(spec, dict):
         _required(causes, field)
@@ -142,21 +179,13 @@ def _validate_pod_spec(spec: Any, field: str, causes: Causes) -> None:
     if not isinstance(containers, list) or not containers:
         _required(causes, f"{field}.containers")
         return
-    names = set()
+    names: set[str] = set()
     for i, container in enumerate(containers):
         where = f"{field}.containers[{i}]"
         if not isinstance(container, dict):
             _bad(causes, where, container, "must be an object")
             continue
-        if not container.get("name"):
-            _required(causes, f"{where}.name")
-        elif not is_dns_label(container["name"]):
-            _bad(causes, f"{where}.name", container["name"], DNS_LABEL_MESSAGE)
-        elif container["name"] in names:
-            causes.append((f"{where}.name", "FieldValueDuplicate", f"Duplicate value: {json.dumps(container['name'])}"))
-        names.add(container.get("name"))
-        if not container.get("image"):
-            _required(causes, f"{where}.image")
+        _check_container(container, where, names, causes)
         for j, port in enumerate(container.get("ports") or []):
             number = port.get("containerPort") if isinstance(port, dict) else None
             if not isinstance(number, int) or not 0 < number < 65536:
@@ -230,7 +259,7 @@ def validate(resource: Resource, obj: dict) -> None:
     if kind == "Pod":
         _validate_pod_spec(obj.get("spec"), "spec", causes)
         if isinstance(obj.get("spec"), dict):
-            ephemeral.validate(obj["spec"], causes)
+            _validate_ephemeral_containers(obj["spec"], causes)
     elif kind in ("Deployment", "ReplicaSet"):
         _validate_workload(obj, causes)
     elif kind == "Service":

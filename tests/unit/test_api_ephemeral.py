@@ -109,6 +109,7 @@ def test_a_pod_is_not_created_with_ephemeral_containers_nor_a_template_holding_o
 @pytest.mark.parametrize("change, field, message", [
     ({"containers": [{"name": "Web_1", "image": "busybox"}]}, "spec.containers[0].name", 'Invalid value: "Web_1"'),
     ({"containers": [{"name": "../../etc", "image": "busybox"}]}, "spec.containers[0].name", "Invalid value"),
+    ({"containers": [{"name": ["web"], "image": "busybox"}]}, "spec.containers[0].name", "Invalid value"),
     ({"hostPID": True, "shareProcessNamespace": True}, "spec.shareProcessNamespace",
      "ShareProcessNamespace and HostPID cannot both be enabled"),
 ])
