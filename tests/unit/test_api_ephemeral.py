@@ -22,14 +22,20 @@ def pod(*ephemeral_containers) -> dict:
             "status": {"phase": "Running", "podIP": "10.244.1.5"}}
 
 
-def causes(current: dict, new: dict, subresource: str | None = ephemeral.SUBRESOURCE) -> list[tuple[str, str]]:
-    stored = objects.prepare_update(PODS, current, new, subresource)
-    admission.apply_defaults(PODS, stored)
+def refused(check) -> list[tuple[str, str]]:
+    """(field, message) of each cause of the 422 that check() raised; none if it passed."""
     try:
-        admission.validate_update(PODS, current, stored, subresource)
+        check()
     except errors.APIError as err:
         return [(c["field"], c["message"]) for c in err.details["causes"]]
     return []
+
+
+def causes(current: dict, new: dict, subresource: str | None = ephemeral.SUBRESOURCE) -> list[tuple[str, str]]:
+    """What an update of `current` to `new` through `subresource` is refused for."""
+    stored = objects.prepare_update(PODS, current, new, subresource)
+    admission.apply_defaults(PODS, stored)
+    return refused(lambda: admission.validate_update(PODS, current, stored, subresource))
 
 
 def test_the_subresource_adds_a_container_and_changes_nothing_else():
@@ -82,14 +88,6 @@ def test_an_update_of_the_pod_itself_may_not_touch_ephemeral_containers():
     labelled = pod()
     labelled["metadata"]["labels"] = {"app": "web"}
     assert causes(pod(), labelled, subresource=None) == []
-
-
-def refused(check) -> list[tuple[str, str]]:
-    try:
-        check()
-    except errors.APIError as err:
-        return [(c["field"], c["message"]) for c in err.details["causes"]]
-    return []
 
 
 def test_a_pod_is_not_created_with_ephemeral_containers_nor_a_template_holding_one():
